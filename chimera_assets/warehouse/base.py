@@ -1,0 +1,181 @@
+"""The warehouse interface every backend implements, and the frame checks they share.
+
+A write is ``merge(spec, frame, slice)``: one atomic statement that upserts ``frame`` on the
+table's key and deletes the rows of ``slice`` that ``frame`` no longer has. ``slice`` is the set
+of (date, symbol) partitions the write owns; rows outside it are refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+
+from chimera_assets.schemas import TableSpec
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed; the message names the table."""
+
+
+class FrameRejected(WarehouseError, ValueError):
+    """The frame cannot be written (duplicate keys, rows outside the slice, NULL keys, bad columns)."""
+
+
+class AuditFailed(WarehouseError):
+    """A blocking audit rejected the staged rows; nothing was published."""
+
+    def __init__(self, message: str, metadata: dict | None = None):
+        super().__init__(message)
+        self.metadata = metadata or {}
+
+
+def _owned_start(d: date) -> date:
+    """First calendar day a trade-date partition ``d`` owns: a Monday also owns the weekend before it."""
+    return d - timedelta(days=2) if d.weekday() == 0 else d
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The partitions one write owns, as inclusive (symbol, first_day, last_day) ranges.
+
+    ``symbol`` is None for date-only tables. A trade-date partition D owns the calendar days from
+    the day after the previous weekday up to D (so Monday owns Sat-Mon): weekend-dated rows such as
+    a Sunday UTC daily bar belong to the following Monday's partition, like the trade-date rule.
+    ``everything=True`` means the whole table (unpartitioned tables).
+    """
+
+    ranges: tuple[tuple[str | None, date, date], ...] = ()
+    everything: bool = False
+
+    @classmethod
+    def whole_table(cls) -> Slice:
+        return cls(everything=True)
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[tuple[date, str | None]]) -> Slice:
+        """Compress (trade_date, symbol) keys into ranges of consecutive weekdays per symbol."""
+        by_symbol: dict[str | None, list[date]] = {}
+        for d, s in keys:
+            by_symbol.setdefault(s, []).append(d)
+        ranges: list[tuple[str | None, date, date]] = []
+        for sym in sorted(by_symbol, key=lambda x: x or ""):
+            days = sorted(set(by_symbol[sym]))
+            start = prev = days[0]
+            for d in days[1:]:
+                if _owned_start(d) - timedelta(days=1) <= prev:
+                    prev = d
+                    continue
+                ranges.append((sym, _owned_start(start), prev))
+                start = prev = d
+            ranges.append((sym, _owned_start(start), prev))
+        if not ranges:
+            raise ValueError("a slice needs at least one partition key")
+        return cls(tuple(ranges))
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted({s for s, _, _ in self.ranges if s is not None})
+
+    def mask(self, frame: pl.DataFrame, date_col: str, symbol_col: str | None) -> pl.Series:
+        """Boolean Series: which rows of ``frame`` fall inside the slice."""
+        if self.everything:
+            return pl.Series([True] * frame.height, dtype=pl.Boolean)
+        expr = pl.lit(False)
+        for sym, lo, hi in self.ranges:
+            cond = pl.col(date_col).is_between(lo, hi)
+            if sym is not None and symbol_col is not None:
+                cond = cond & (pl.col(symbol_col) == sym)
+            expr = expr | cond
+        return frame.select(expr.fill_null(False).alias("m")).to_series()
+
+
+def prepare_frame(spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None) -> pl.DataFrame:
+    """Validate and normalise ``frame`` for ``spec``: exact columns in spec order and types,
+    non-null keys, no duplicate keys, every row inside ``slice_``. Raises ``FrameRejected``."""
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in spec.column_names]
+    if missing or extra:
+        raise FrameRejected(f"{spec.fqn}: frame columns do not match the table (missing {missing}, extra {extra})")
+    try:
+        out = frame.select([pl.col(c.name).cast(c.polars_dtype(), strict=True) for c in spec.columns])
+    except Exception as exc:  # polars raises several types for bad casts
+        raise FrameRejected(f"{spec.fqn}: a column has the wrong type ({exc})") from exc
+    null_keys = out.filter(pl.any_horizontal([pl.col(k).is_null() for k in spec.key]))
+    if null_keys.height:
+        raise FrameRejected(f"{spec.fqn}: {null_keys.height} row(s) have a NULL key column {list(spec.key)}")
+    dups = out.group_by(list(spec.key)).len().filter(pl.col("len") > 1)
+    if dups.height:
+        sample = dups.head(10).drop("len").rows()
+        raise FrameRejected(f"{spec.fqn}: {dups.height} duplicate key(s) {list(spec.key)}, e.g. {sample}")
+    if slice_ is not None and not slice_.everything:
+        if spec.date_column is None:
+            raise FrameRejected(f"{spec.fqn} is not partitioned; write it with Slice.whole_table()")
+        inside = slice_.mask(out, spec.date_column, spec.symbol_column)
+        outside = out.filter(~inside)
+        if outside.height:
+            cols = [c for c in (spec.date_column, spec.symbol_column) if c]
+            sample = outside.select(cols).unique().sort(cols).head(10).rows()
+            raise FrameRejected(
+                f"{spec.fqn}: {outside.height} row(s) fall outside the partitions being written, e.g. {sample}"
+            )
+    return out
+
+
+def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Cast a frame read back from a backend to the spec's polars types (backends differ slightly)."""
+    cols = [c for c in spec.columns if c.name in frame.columns]
+    return frame.select([pl.col(c.name).cast(c.polars_dtype()) for c in cols])
+
+
+@dataclass
+class MergeResult:
+    table: str
+    rows_written: int
+    rows_in_slice_after: int | None = None
+
+
+Audit = Callable[[pl.DataFrame], None]
+
+
+class Warehouse(abc.ABC):
+    """What the IO manager, the ingestion code and the checks need from a warehouse."""
+
+    kind: str = "abstract"
+    #: Test hook: called after staging and before commit; raising aborts the write.
+    before_commit: Callable[[TableSpec], None] | None = None
+
+    @abc.abstractmethod
+    def ensure_table(self, spec: TableSpec) -> None:
+        """Create the table (and its schema/dataset) if missing, from ``spec``."""
+
+    @abc.abstractmethod
+    def merge(
+        self, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None, audit: Audit | None = None
+    ) -> MergeResult:
+        """Upsert ``frame`` on the key and delete rows of ``slice_`` that ``frame`` lacks, atomically.
+
+        ``slice_=None`` upserts without deleting. ``audit`` runs on the staged rows before
+        publishing; raising (``AuditFailed``) leaves the table unchanged.
+        """
+
+    @abc.abstractmethod
+    def read(
+        self, spec: TableSpec, slice_: Slice | None = None, columns: list[str] | None = None
+    ) -> pl.DataFrame:
+        """Rows of ``slice_`` (all rows if None) as polars with the spec's types; empty if no table."""
+
+    @abc.abstractmethod
+    def table_exists(self, spec: TableSpec) -> bool: ...
+
+    @abc.abstractmethod
+    def drop_table(self, spec: TableSpec) -> None: ...
+
+    def row_count(self, spec: TableSpec) -> int:
+        return self.read(spec, columns=list(spec.key)).height
+
+    def close(self) -> None:  # noqa: B027 - optional for backends
+        """Release connections (DuckDB opens one per operation, so usually nothing to do)."""

@@ -1,0 +1,182 @@
+"""The embedded default: a DuckDB file under ``$CHIMERA_HOME``.
+
+DuckDB allows one writing process per file, so every operation opens a short-lived connection
+and retries while another process holds the lock; writers therefore serialise instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from chimera_assets.schemas import TableSpec
+from chimera_assets.warehouse.base import (
+    Audit,
+    MergeResult,
+    Slice,
+    Warehouse,
+    WarehouseError,
+    conform,
+    prepare_frame,
+)
+from chimera_assets.warehouse.merge_sql import DUCKDB, merge_statement, slice_predicate
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process held the DuckDB file for longer than the wait allowed."""
+
+
+class DuckDBWarehouse(Warehouse):
+    kind = "duckdb"
+
+    def __init__(self, path: Path | str, lock_timeout_s: float = 120.0):
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self._known_tables: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r})"
+
+    # -- connections --------------------------------------------------------------------------
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting (with backoff) while another process holds its lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                # Connect first, then set: a TimeZone in the connect config triggers an ICU download.
+                con.execute("SET TimeZone='UTC'")
+                return con
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise WarehouseLockedError(
+                        f"DuckDB warehouse {self.path} is locked by another process (waited "
+                        f"{self.lock_timeout_s:.0f}s); retry when the other run has finished"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    @staticmethod
+    def _name(spec: TableSpec) -> str:
+        return f"{DUCKDB.quote(spec.schema)}.{DUCKDB.quote(spec.name)}"
+
+    # -- DDL ----------------------------------------------------------------------------------
+    def _ensure(self, con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+        if spec.fqn in self._known_tables:
+            return
+        cols = ", ".join(
+            f"{DUCKDB.quote(c.name)} {c.duckdb_type()}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns
+        )
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {DUCKDB.quote(spec.schema)}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(spec)} ({cols})")
+        # DuckDB has no partitioning/clustering; record the BigQuery layout so it is inspectable.
+        layout = {"partition_by": spec.date_column, "cluster_by": list(spec.clustering), "key": list(spec.key)}
+        con.execute(f"COMMENT ON TABLE {self._name(spec)} IS '{json.dumps(layout)}'")
+        self._known_tables.add(spec.fqn)
+
+    def ensure_table(self, spec: TableSpec) -> None:
+        con = self.connect()
+        try:
+            self._ensure(con, spec)
+        finally:
+            con.close()
+
+    def table_exists(self, spec: TableSpec) -> bool:
+        if not self.path.exists():
+            return False
+        con = self.connect(read_only=True)
+        try:
+            n = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+                [spec.schema, spec.name],
+            ).fetchone()[0]
+            return n > 0
+        finally:
+            con.close()
+
+    def drop_table(self, spec: TableSpec) -> None:
+        con = self.connect()
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {self._name(spec)}")
+            self._known_tables.discard(spec.fqn)
+        finally:
+            con.close()
+
+    def table_layout(self, spec: TableSpec) -> dict:
+        """The partitioning/clustering recorded for ``spec`` (what BigQuery would enforce)."""
+        con = self.connect(read_only=True)
+        try:
+            row = con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2",
+                [spec.schema, spec.name],
+            ).fetchone()
+            return json.loads(row[0]) if row and row[0] else {}
+        finally:
+            con.close()
+
+    # -- writes -------------------------------------------------------------------------------
+    def merge(
+        self, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None, audit: Audit | None = None
+    ) -> MergeResult:
+        frame = prepare_frame(spec, frame, slice_)
+        con = self.connect()
+        try:
+            self._ensure(con, spec)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("chimera_incoming", frame.to_arrow())
+                con.execute("CREATE TEMP TABLE chimera_staging AS SELECT * FROM chimera_incoming")
+                con.unregister("chimera_incoming")
+                if audit is not None:
+                    staged = pl.from_arrow(con.sql("SELECT * FROM chimera_staging").to_arrow_table())
+                    audit(conform(spec, staged))
+                sql, params = merge_statement(spec, self._name(spec), "chimera_staging", slice_, DUCKDB)
+                con.execute(sql, [v for _, v in params])
+                if self.before_commit is not None:
+                    self.before_commit(spec)
+                con.execute("DROP TABLE chimera_staging")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        return MergeResult(spec.fqn, frame.height)
+
+    # -- reads --------------------------------------------------------------------------------
+    def read(
+        self, spec: TableSpec, slice_: Slice | None = None, columns: list[str] | None = None
+    ) -> pl.DataFrame:
+        cols = columns or spec.column_names
+        for c in cols:
+            spec.column(c)  # allow-list: only declared columns
+        if not self.table_exists(spec):
+            return spec.empty_frame().select(cols)
+        sql = f"SELECT {', '.join(DUCKDB.quote(c) for c in cols)} FROM {self._name(spec)} AS t"  # noqa: S608 - identifiers from the spec allow-list
+        params: list = []
+        if slice_ is not None and not slice_.everything:
+            pred, named = slice_predicate(spec, slice_, "t", DUCKDB)
+            sql += f" WHERE {pred}"
+            params = [v for _, v in named]
+        con = self.connect(read_only=True)
+        try:
+            table = con.sql(sql, params=params).to_arrow_table()
+        finally:
+            con.close()
+        return conform(spec, pl.from_arrow(table)).select(cols)
+
+    def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
+        """Run a read-only query (tests and diagnostics; identifiers must come from specs)."""
+        con = self.connect(read_only=True)
+        try:
+            return pl.from_arrow(con.sql(query, params=params or None).to_arrow_table())
+        finally:
+            con.close()
