@@ -5,7 +5,6 @@ one write (several dates AND several roots), and it deletes the rows of those pa
 new frame no longer has in the same statement, so re-running a partition never duplicates rows.
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable
 
@@ -58,7 +57,7 @@ AUDITS: dict[str, Callable[[TableSpec], Audit]] = {}
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
-    warehouse: dg.ResourceDependency[WarehouseResource]
+    warehouse: WarehouseResource
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | None) -> None:
         if obj is None:

@@ -1,0 +1,189 @@
+"""``market_data.*``: raw Databento OHLCV, statistics and definitions, partitioned by date x root.
+
+Each asset reads the DBN files (landing directory or API chunks) that cover the requested
+partitions and MERGEs their rows into its table, for exactly the partitions the files cover
+completely. Every file used leaves a ledger row in ``ops.databento_load_state``; a file that fails
+to decode leaves a ``failed`` row, raises one error naming it, and writes nothing.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from chimera_assets.ingest import ledger
+from chimera_assets.ingest.landing import (
+    SCHEMA_TABLES,
+    LandingFileError,
+    build_raw_frame,
+    covered_keys,
+    list_dbn_files,
+    select_files,
+)
+from chimera_assets.io_manager import WarehouseResource, column_schema
+from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys
+from chimera_assets.resources import DatabentoSource
+from chimera_assets.schemas import DEFINITIONS, OHLCV_1D, STATISTICS, TableSpec
+from chimera_assets.universe import get_universe
+from chimera_assets.warehouse.base import Slice, Warehouse
+
+RAW_GROUP = "market_data"
+
+
+class IngestError(RuntimeError):
+    """Raw ingestion failed; the message names the input (file or API request)."""
+
+
+def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, schema: str, keys, wh) -> list[Path]:
+    if source.mode == "api":
+        from chimera_assets.ingest.api_chunks import fetch_chunks_for
+
+        return fetch_chunks_for(context, source, schema, keys, wh)
+    landing = source.landing_path()
+    if not landing.exists():
+        context.log.warning(f"landing directory {landing} does not exist; nothing to ingest")
+    return list_dbn_files(landing)
+
+
+def _attach_definitions(frame: pl.DataFrame, wh: Warehouse) -> pl.DataFrame:
+    """raw_symbol (and is_spread from the instrument class) from known definitions, else as decoded."""
+    if frame.is_empty() or "raw_symbol" not in frame.columns:
+        return frame
+    defs = wh.read(DEFINITIONS, columns=["instrument_id", "valid_date", "raw_symbol", "instrument_class"])
+    if defs.is_empty():
+        return frame
+    latest = defs.sort("valid_date").group_by("instrument_id").last().select(
+        "instrument_id", pl.col("raw_symbol").alias("_def_raw"), pl.col("instrument_class").alias("_cls")
+    )
+    return (
+        frame.join(latest, on="instrument_id", how="left")
+        .with_columns(
+            pl.coalesce("_def_raw", "raw_symbol").alias("raw_symbol"),
+            pl.when(pl.col("_cls").is_not_null())
+            .then(pl.col("_cls").is_in(["S", "T", "M"]))
+            .otherwise(pl.col("is_spread"))
+            .alias("is_spread"),
+        )
+        .drop("_def_raw", "_cls")
+    )
+
+
+def _attach_settlements(frame: pl.DataFrame, wh: Warehouse, slice_: Slice) -> pl.DataFrame:
+    """settle (stat_type 3 price) and open_interest (stat_type 9 quantity) for the 1d table."""
+    stats = wh.read(STATISTICS, slice_)
+    if stats.is_empty() or frame.is_empty():
+        return frame
+    key = ["trade_date", "symbol", "instrument_id"]
+    settle = stats.filter(pl.col("stat_type") == 3).select(*key, pl.col("price").alias("_settle"))
+    oi = stats.filter(pl.col("stat_type") == 9).select(*key, pl.col("quantity").alias("_oi"))
+    return (
+        frame.join(settle.rename({"trade_date": "date"}), on=["date", "symbol", "instrument_id"], how="left")
+        .join(oi.rename({"trade_date": "date"}), on=["date", "symbol", "instrument_id"], how="left")
+        .with_columns(
+            pl.coalesce("_settle", "settle").alias("settle"), pl.coalesce("_oi", "open_interest").alias("open_interest")
+        )
+        .drop("_settle", "_oi")
+    )
+
+
+def ingest_partitions(
+    context: dg.AssetExecutionContext, spec: TableSpec, schema: str, source: DatabentoSource, wh: Warehouse
+) -> dg.MaterializeResult:
+    """Load the DBN rows of ``schema`` for the run's partition keys into ``spec``'s table."""
+    keys = parse_partition_keys(context.partition_keys)
+    universe = get_universe()
+    dates = sorted({d for d, _ in keys})
+    roots = sorted({r for _, r in keys if r})
+    paths = _source_files(context, source, schema, keys, wh)
+    failed = ledger.failed_sha256s(wh) if paths else set()
+    selection = select_files(paths, schema, dates, roots, universe)
+    for path, reason in selection.unreadable:
+        context.log.warning(f"skipping unreadable DBN file {path}: {reason}")
+    files = [(p, i) for p, i in selection.files if not failed or ledger.file_sha256(p) not in failed]
+    writable, uncovered = covered_keys(schema, files, keys, universe)
+    context.log.info(
+        f"{spec.fqn}: {len(files)} {schema} file(s) for {len(dates)} date(s) x {len(roots)} root(s); "
+        f"{len(writable)} partition(s) fully covered, {len(uncovered)} not covered (left unchanged)"
+    )
+    load_id = ledger.new_load_id()
+    started = ledger.now_utc()
+    run_id = context.run.run_id
+    if not writable:
+        return dg.MaterializeResult(
+            metadata={"rows_written": 0, "files": 0, "partitions_not_covered": len(uncovered),
+                      "note": "no source file covers these partitions; table unchanged"}
+        )
+    try:
+        frame, loads = build_raw_frame(spec, files, writable, universe, load_id)
+    except LandingFileError as exc:
+        ledger.record(wh, [dict(
+            source_kind="file", dataset=universe.dataset, schema=schema, status="failed", error=str(exc)[:2000],
+            file_path=str(exc.path), content_sha256=ledger.file_sha256(exc.path), run_id=run_id,
+            started_at=started, finished_at=ledger.now_utc(),
+        )])
+        raise IngestError(f"cannot ingest {spec.fqn}: {exc}") from exc
+    if spec is OHLCV_1D:
+        frame = _attach_settlements(frame, wh, Slice.from_keys(writable))
+    if spec is not DEFINITIONS and spec is not STATISTICS:
+        frame = _attach_definitions(frame, wh)
+    result = wh.merge(spec, frame, Slice.from_keys(writable))
+    finished = ledger.now_utc()
+    ledger.record(wh, [
+        dict(
+            load_id=load_id if i == 0 else None, source_kind="api" if source.mode == "api" else "file",
+            dataset=fl.info.dataset, schema=schema, series=",".join(fl.info.symbols[:200]),
+            stype_in=fl.info.stype_in, period_start=fl.info.start, period_end=fl.info.end,
+            file_path=str(fl.path), content_sha256=ledger.file_sha256(fl.path), dbn_version=fl.info.dbn_version,
+            record_count=fl.records, rows_written=fl.rows_for_keys, first_ts_event=fl.first_ts,
+            last_ts_event=fl.last_ts, status="loaded", run_id=run_id, started_at=started, finished_at=finished,
+        )
+        for i, fl in enumerate(loads)
+    ])
+    per_root = frame.group_by(spec.symbol_column).len().sort(spec.symbol_column).rows()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.rows_written,
+            "dagster/partition_row_count": result.rows_written,
+            "dagster/table_name": f"{wh.kind}:{spec.fqn}",
+            "dagster/column_schema": column_schema(spec),
+            "files": len(loads),
+            "partitions_written": len(writable),
+            "partitions_not_covered": len(uncovered),
+            "rows_per_root": dg.MetadataValue.json({str(k): int(v) for k, v in per_root}),
+            "unmapped_records_dropped": sum(fl.unmapped_dropped for fl in loads),
+        }
+    )
+
+
+def _raw_asset(spec: TableSpec, schema: str, deps: list[dg.AssetKey] | None = None) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey([spec.schema, spec.name]),
+        partitions_def=date_symbol_partitions(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io",
+        group_name=RAW_GROUP,
+        deps=deps or [],
+        pool="warehouse_writer",
+        kinds={"databento", "polars"},
+        description=f"Databento {schema} rows ({spec.fqn}); key {list(spec.key)}.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, databento: DatabentoSource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        return ingest_partitions(context, spec, schema, databento, warehouse.get())
+
+    return _asset
+
+
+def _key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.schema, spec.name])
+
+
+definitions_asset = _raw_asset(DEFINITIONS, "definition")
+statistics_asset = _raw_asset(STATISTICS, "statistics")
+ohlcv_1m_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1m"], "ohlcv-1m", [_key(DEFINITIONS)])
+ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h", [_key(DEFINITIONS)])
+ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d", [_key(DEFINITIONS), _key(STATISTICS)])
+
+RAW_ASSETS = [definitions_asset, statistics_asset, ohlcv_1m_asset, ohlcv_1h_asset, ohlcv_1d_asset]

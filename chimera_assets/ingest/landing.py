@@ -1,0 +1,274 @@
+"""DBN files from a landing directory (portal downloads, batch jobs, API chunks) into raw frames.
+
+Selecting files is cheap (headers only, cached per path+size+mtime); decoding is the fast
+``to_ndarray`` path of :mod:`chimera_assets.dbn_decode`. A raw frame for a set of partition keys
+is the union of every selected file's rows for those keys; where files overlap, the newest file
+(by modification time) wins per table key, so overlapping downloads never duplicate rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter_decoded_chunks, read_dbn_metadata
+from chimera_assets.schemas import (
+    DEFINITIONS,
+    OHLCV_1D,
+    OHLCV_1H,
+    OHLCV_1M,
+    STATISTICS,
+    TableSpec,
+)
+from chimera_assets.trade_dates import root_from_series
+from chimera_assets.universe import Universe
+
+logger = logging.getLogger(__name__)
+
+DBN_SUFFIXES = (".dbn", ".dbn.zst")
+SCHEMA_TABLES: dict[str, TableSpec] = {
+    "ohlcv-1m": OHLCV_1M,
+    "ohlcv-1h": OHLCV_1H,
+    "ohlcv-1d": OHLCV_1D,
+    "statistics": STATISTICS,
+    "definition": DEFINITIONS,
+}
+_header_cache: dict[tuple[str, int, int], DbnInfo] = {}
+
+
+def is_dbn_path(path: Path) -> bool:
+    return path.is_file() and any(path.name.endswith(s) for s in DBN_SUFFIXES)
+
+
+def list_dbn_files(landing_dir: Path) -> list[Path]:
+    """Every ``*.dbn``/``*.dbn.zst`` below ``landing_dir`` (hidden and partial files excluded)."""
+    if not landing_dir.exists():
+        return []
+    return sorted(
+        p for p in landing_dir.rglob("*") if is_dbn_path(p) and not p.name.startswith((".", "~"))
+    )
+
+
+def header(path: Path) -> DbnInfo:
+    """The file's DBN header, cached while size and mtime are unchanged."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _header_cache:
+        _header_cache[key] = read_dbn_metadata(path)
+    return _header_cache[key]
+
+
+def series_roots(info: DbnInfo, universe: Universe) -> set[str]:
+    """Roots of the universe the file has series for (unparseable symbols are ignored here)."""
+    roots = set()
+    for s in info.symbols:
+        try:
+            root = root_from_series(s)
+        except ValueError:
+            continue
+        if root in universe.roots:
+            roots.add(root)
+    return roots
+
+
+@dataclass
+class FileSelection:
+    files: list[tuple[Path, DbnInfo]] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def select_files(
+    paths: Iterable[Path], schema: str, dates: Iterable[date], roots: Iterable[str], universe: Universe,
+) -> FileSelection:
+    """Files of ``schema`` whose period overlaps ``dates`` (with a day's margin for the trade-date
+    shift and weekends) and whose series include one of ``roots``; oldest first."""
+    dates = sorted(dates)
+    roots = set(roots)
+    lo = datetime.combine(dates[0] - timedelta(days=3), time(), tzinfo=UTC)
+    hi = datetime.combine(dates[-1] + timedelta(days=1), time(), tzinfo=UTC)
+    sel = FileSelection()
+    for p in paths:
+        try:
+            info = header(p)
+        except DbnDecodeError as exc:
+            sel.unreadable.append((p, str(exc)))
+            continue
+        if info.schema != schema:
+            continue
+        if info.start and info.start >= hi or info.end and info.end <= lo:
+            continue
+        if info.stype_in != "instrument_id" and not (series_roots(info, universe) & roots):
+            continue
+        sel.files.append((p, info))
+    sel.files.sort(key=lambda fi: (fi[0].stat().st_mtime_ns, str(fi[0])))
+    return sel
+
+
+def keys_frame(keys: Iterable[tuple[date, str | None]]) -> pl.DataFrame:
+    k = list(keys)
+    return pl.DataFrame(
+        {"_pdate": [d for d, _ in k], "symbol": [s for _, s in k]}, schema={"_pdate": pl.Date, "symbol": pl.Utf8}
+    )
+
+
+def _partition_date(spec: TableSpec) -> pl.Expr:
+    """Which trade-date partition a row belongs to: weekend dates roll to the next Monday."""
+    col = pl.col(spec.date_column)
+    wd = col.dt.weekday()
+    return pl.when(wd == 6).then(col + pl.duration(days=2)).when(wd == 7).then(col + pl.duration(days=1)).otherwise(col)
+
+
+class LandingFileError(ValueError):
+    """One DBN file could not be decoded; ``path`` names it."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(reason)
+        self.path = path
+
+
+@dataclass
+class FileLoad:
+    path: Path
+    info: DbnInfo
+    records: int
+    rows_for_keys: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    unmapped_dropped: int
+
+
+def _shape_rows(spec: TableSpec, chunk: pl.DataFrame, universe: Universe) -> pl.DataFrame:
+    """Map a decoded chunk onto the table's columns, keeping only the universe's configured series."""
+    if spec is DEFINITIONS:
+        chunk = chunk.with_columns(pl.col("root").alias("symbol"))
+    allowed = []
+    for root, cfg in universe.roots.items():
+        allowed += [(root, s) for s in (*cfg.series, *cfg.statistics_series)]
+    allowed_df = pl.DataFrame({"symbol": [a for a, _ in allowed], "series": [b for _, b in allowed]})
+    if "series" in chunk.columns and chunk["series"].null_count() < chunk.height:
+        chunk = chunk.join(allowed_df, on=["symbol", "series"], how="semi")
+    else:
+        chunk = chunk.filter(pl.col("symbol").is_in(list(universe.roots)))
+    if spec is DEFINITIONS:
+        chunk = chunk.rename({"symbol": "_sym"}).with_columns(pl.col("_sym").alias("root"))
+    extra = {c.name: pl.lit(None, c.polars_dtype()) for c in spec.columns if c.name not in chunk.columns}
+    return chunk.with_columns(**extra)
+
+
+def build_raw_frame(
+    spec: TableSpec,
+    files: list[tuple[Path, DbnInfo]],
+    keys: list[tuple[date, str | None]],
+    universe: Universe,
+    load_id: str,
+) -> tuple[pl.DataFrame, list[FileLoad]]:
+    """Rows of ``files`` for the partition ``keys`` shaped as ``spec``; newest file wins per key.
+
+    Raises LandingFileError (naming the file) if any selected file is empty, truncated or corrupt:
+    a partial file must never publish partial partitions.
+    """
+    kf = keys_frame(keys)
+    sym_col = "root" if spec is DEFINITIONS else "symbol"
+    parts: list[pl.DataFrame] = []
+    loads: list[FileLoad] = []
+    for order, (path, info) in enumerate(files):
+        stats = DecodeStats()
+        rows = 0
+        first = last = None
+        try:
+            chunks = list(iter_decoded_chunks(path, stats=stats))
+        except DbnDecodeError as exc:
+            raise LandingFileError(path, str(exc)) from exc
+        for chunk in chunks:
+            shaped = _shape_rows(spec, chunk, universe)
+            shaped = (
+                shaped.with_columns(_partition_date(spec).alias("_pdate"), pl.col(sym_col).alias("symbol"))
+                .join(kf, on=["_pdate", "symbol"], how="semi")
+                .with_columns(pl.lit(order).alias("_file_order"))
+            )
+            if spec is DEFINITIONS:
+                shaped = shaped.drop("symbol")
+            if "ts_event" in chunk.columns and chunk.height:
+                lo, hi = chunk["ts_event"].min(), chunk["ts_event"].max()
+                first = lo if first is None or lo < first else first
+                last = hi if last is None or hi > last else last
+            rows += shaped.height
+            parts.append(shaped)
+        loads.append(FileLoad(path, info, stats.records_read, rows, first, last, stats.unmapped_dropped))
+    if not parts:
+        return spec.empty_frame(), loads
+    frame = pl.concat([p.select([*spec.column_names, "_file_order"]) for p in parts])
+    frame = frame.with_columns(pl.lit(load_id).alias("load_id"))
+    frame = _dedupe(spec, frame)
+    return frame.select(spec.column_names), loads
+
+
+def _dedupe(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per table key: statistics keep the final record (stat_flags & 1) then the latest
+    ts_recv; everything else keeps the row from the newest file."""
+    if spec is STATISTICS:
+        frame = frame.with_columns(((pl.col("stat_flags").fill_null(0) & 1) == 1).alias("_final"))
+        frame = frame.sort(["_final", "ts_recv", "_file_order"], nulls_last=False)
+    else:
+        frame = frame.sort("_file_order")
+    return frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
+
+
+def _weekday_before(d: date) -> date:
+    d = d - timedelta(days=1)
+    while d.weekday() >= 5:
+        d -= timedelta(days=1)
+    return d
+
+
+def needed_window(schema: str, d: date) -> tuple[datetime, datetime]:
+    """The UTC span a file must cover to hold ALL of partition ``d``'s records of ``schema``.
+
+    Intraday bars of trade date D run from the previous weekday's evening session (17:00 CT, so at
+    the latest 21:00 UTC) to D's close; daily bars and definitions are dated by UTC day, a Monday
+    also owning the weekend before it; statistics for D (open interest) arrive up to a day later.
+    """
+    utc = UTC
+    if schema in ("ohlcv-1d", "definition"):
+        start = d - timedelta(days=2) if d.weekday() == 0 else d
+        return datetime.combine(start, time(), utc), datetime.combine(d + timedelta(days=1), time(), utc)
+    lo = datetime.combine(_weekday_before(d), time(21), utc)
+    days_after = 2 if schema == "statistics" else 1
+    return lo, datetime.combine(d + timedelta(days=days_after), time(), utc)
+
+
+def covered_keys(
+    schema: str, files: list[tuple[Path, DbnInfo]], keys: list[tuple[date, str | None]], universe: Universe
+) -> tuple[list[tuple[date, str | None]], list[tuple[date, str | None]]]:
+    """Split ``keys`` into those the files cover completely and those they do not.
+
+    Only fully covered partitions are written: a monthly file must not overwrite a trade date whose
+    evening session lies in the previous month's file with a partial session.
+    """
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
+    for _, info in files:
+        roots = set(universe.roots) if info.stype_in == "instrument_id" else series_roots(info, universe)
+        for r in roots:
+            spans.setdefault(r, []).append((info.start, info.end or datetime.max.replace(tzinfo=UTC)))
+    merged: dict[str, list[tuple[datetime, datetime]]] = {}
+    for r, ivs in spans.items():
+        out: list[list[datetime]] = []
+        for lo, hi in sorted(ivs):
+            if out and lo <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], hi)
+            else:
+                out.append([lo, hi])
+        merged[r] = [(a, b) for a, b in out]
+    ok, missing = [], []
+    for d, r in keys:
+        lo, hi = needed_window(schema, d)
+        if any(a <= lo and hi <= b for a, b in merged.get(r or "", [])):
+            ok.append((d, r))
+        else:
+            missing.append((d, r))
+    return ok, missing

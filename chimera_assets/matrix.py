@@ -1,0 +1,407 @@
+"""Consolidated frame, daily ML matrix and per-root training tables (SPEC 6.5 and 6.7). Pure polars.
+
+Three steps, each a pure function of its input frames:
+
+1. ``build_consolidated``: session bars left-joined with the feature families into the flat
+   ``features.consolidated_features`` frame, plus the session-close ``timestamp``.
+2. ``build_daily_ml_matrix``: the consolidated frame packed into the STRUCT columns of
+   ``features.daily_ml_matrix`` (market_data, pivots, policy, golden_zone, regime).
+3. ``build_training_table``: one root's matrix rows flattened back, plus forward-return targets,
+   roll-crossing flags, the train/val/test split, the purge flag and the regime training weight.
+
+Every feature column of a row uses only data at or before that row's session close; only the label
+columns of the training tables (``target_*``, ``target_crosses_roll_*``, ``purged``) look ahead.
+Column names, order and types always come from ``chimera_assets.schemas``. See docs/matrix.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+import polars as pl
+
+from chimera_assets.schemas import (
+    CONSOLIDATED,
+    DAILY_ML_MATRIX,
+    GOLDEN_ZONE,
+    MARKET_FEATURES,
+    MATRIX_GOLDEN,
+    MATRIX_MARKET,
+    MATRIX_PIVOTS,
+    MATRIX_POLICY,
+    MATRIX_REGIME,
+    PIVOTS,
+    POLICY_FEATURES,
+    SESSION_BARS,
+    TARGET_HORIZONS,
+    TableSpec,
+    flat_field_name,
+    training_table,
+)
+
+__all__ = [
+    "MATRIX_STRUCTS",
+    "SESSION_CLOSE",
+    "TEST_START",
+    "VAL_START",
+    "RegimeCoverageError",
+    "build_consolidated",
+    "build_daily_ml_matrix",
+    "build_training_table",
+    "split_expr",
+]
+
+# Session close instant, local wall-clock time in the sessions' time zone. 16:00 CT is the CME Globex
+# daily halt for equity-index and energy futures (MES trades until 16:00 CT) and is after the 13:20 CT
+# grain close (ZL), so every bar of the trade date is known by then; it is also the policy-feature
+# cut-off of SPEC 6.4, so the whole row is known at this instant.
+SESSION_CLOSE = time(16, 0)
+
+# Split boundaries (SPEC 6.7): train < VAL_START <= val < TEST_START <= test.
+VAL_START = date(2023, 1, 1)
+TEST_START = date(2024, 1, 1)
+
+MATRIX_STRUCTS = (MATRIX_MARKET, MATRIX_PIVOTS, MATRIX_POLICY, MATRIX_GOLDEN, MATRIX_REGIME)
+
+_KEY = ["symbol", "data_date"]
+# Where each consolidated value column comes from: the first input spec that declares it. Computed
+# from the schemas so a column added to CONSOLIDATED and to its feature table flows through unchanged.
+_SOURCES: tuple[tuple[str, TableSpec], ...] = (
+    ("session_bars", SESSION_BARS),
+    ("market", MARKET_FEATURES),
+    ("pivots", PIVOTS),
+    ("policy", POLICY_FEATURES),
+    ("golden_zone", GOLDEN_ZONE),
+)
+
+
+def _consolidated_sources() -> dict[str, list[str]]:
+    cols: dict[str, list[str]] = {name: [] for name, _ in _SOURCES}
+    for c in CONSOLIDATED.value_columns:
+        if c == "timestamp":
+            continue
+        owner = next((name for name, spec in _SOURCES if c in spec.value_columns), None)
+        if owner is None:  # a schema edit that this module does not know how to fill
+            raise RuntimeError(f"consolidated column {c!r} is declared by none of the feature tables")
+        cols[owner].append(c)
+    return cols
+
+
+_CONSOLIDATED_FROM = _consolidated_sources()
+# The pivots STRUCT members that are not in the consolidated frame (R3, S3, pivot_roll_flag).
+_PIVOT_EXTRAS = [f.name for f in MATRIX_PIVOTS.fields if f.name not in CONSOLIDATED.column_names]
+
+
+class RegimeCoverageError(ValueError):
+    """A matrix date has no regime row (regime coverage must be 100%, SPEC 7)."""
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+def _require(frame: pl.DataFrame, what: str, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks columns {missing} (has {frame.columns})")
+
+
+def _require_unique(frame: pl.DataFrame, what: str, keys: list[str]) -> None:
+    """Raise if ``keys`` repeat: a duplicate on the right of a left join would silently add rows."""
+    dup = frame.group_by(keys).len().filter(pl.col("len") > 1)
+    if dup.height:
+        sample = dup.sort(keys).head(5).select(keys).rows()
+        raise ValueError(f"{what} frame has {dup.height} duplicate keys {keys}, e.g. {sample}")
+
+
+def _keyed(frame: pl.DataFrame, what: str, columns: list[str], on_symbol: bool = True) -> pl.DataFrame:
+    """``frame`` reduced to its join key (renamed trade_date -> data_date) and ``columns``, typed as
+    the consolidated frame declares them, and checked for unique keys."""
+    key = ["trade_date", "symbol"] if on_symbol else ["trade_date"]
+    _require(frame, what, key + columns)
+    schema = CONSOLIDATED.polars_schema()
+    out = frame.select(
+        pl.col("trade_date").cast(pl.Date).alias("data_date"),
+        *([pl.col("symbol").cast(pl.Utf8)] if on_symbol else []),
+        *[pl.col(c).cast(schema[c]) for c in columns],
+    )
+    _require_unique(out, what, ["data_date", "symbol"] if on_symbol else ["data_date"])
+    return out
+
+
+def _to_utc(ts: datetime, what: str) -> datetime:
+    if not isinstance(ts, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(ts).__name__}")
+    if ts.tzinfo is None:  # a naive instant is ambiguous; refuse rather than guess local vs UTC
+        raise ValueError(f"{what} must be time-zone aware (e.g. datetime.now(UTC)), got naive {ts}")
+    return ts.astimezone(UTC)
+
+
+def _session_close_utc(date_col: str, tz: str) -> pl.Expr:
+    """16:00 wall clock in ``tz`` on the date, as a UTC instant. DST-aware: 22:00 UTC in CST (winter),
+    21:00 UTC in CDT (summer). 16:00 is never inside a DST transition (those happen at 02:00), so
+    ``raise`` on ambiguous/non-existent times can only fire for an exotic ``tz``."""
+    offset = pl.duration(hours=SESSION_CLOSE.hour, minutes=SESSION_CLOSE.minute)
+    local = pl.col(date_col).cast(pl.Datetime("us")) + offset
+    return (
+        local.dt.replace_time_zone(tz, ambiguous="raise", non_existent="raise")
+        .dt.convert_time_zone("UTC")
+        .cast(pl.Datetime("us", "UTC"))
+    )
+
+
+def split_expr(date_expr: pl.Expr) -> pl.Expr:
+    """'train' (< 2023-01-01), 'val' (2023), 'test' (>= 2024-01-01) for a ``pl.Date`` expression;
+    NULL stays NULL."""
+    return (
+        pl.when(date_expr < pl.lit(VAL_START))
+        .then(pl.lit("train"))
+        .when(date_expr < pl.lit(TEST_START))
+        .then(pl.lit("val"))
+        .when(date_expr.is_not_null())
+        .then(pl.lit("test"))
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+    )
+
+
+# --- 1. consolidated frame ------------------------------------------------------------------------
+def build_consolidated(
+    session_bars: pl.DataFrame,
+    market: pl.DataFrame,
+    pivots: pl.DataFrame,
+    golden_zone: pl.DataFrame,
+    policy: pl.DataFrame,
+    sessions_tz: str = "America/Chicago",
+) -> pl.DataFrame:
+    """The flat ``features.consolidated_features`` frame (SPEC 6.5): exactly ``CONSOLIDATED``'s columns,
+    in order, with its types.
+
+    One row per session-bar row: ``symbol`` = root, ``data_date`` = trade_date. ``timestamp`` = the
+    session close instant in UTC: 16:00 wall-clock in ``sessions_tz`` (America/Chicago) on data_date,
+    DST-aware (22:00 UTC in winter, 21:00 UTC in summer). open/high/low/close (price units) and volume
+    (contracts) come from the session bars.
+
+    Feature frames are left-joined, so a missing feature row gives NULLs, never a dropped session:
+    ``market`` (vwap, realized_vol_1h, vol_percentile, k_vol), ``pivots`` and ``golden_zone`` on
+    (trade_date, symbol); ``policy`` on trade_date only (policy features are date-level, identical for
+    every root). A root absent from ``golden_zone`` (golden zone is computed for flagged roots only) has
+    NULL golden-zone columns. Extra input columns are ignored; a missing one raises ``ValueError``,
+    as does a duplicate key in any input (it would duplicate or multiply rows). Output is sorted by
+    (symbol, data_date). Empty session bars give an empty, correctly typed frame.
+    """
+    src = _CONSOLIDATED_FROM
+    bars = _keyed(session_bars, "session_bars", src["session_bars"])
+    out = (
+        bars.join(_keyed(market, "market", src["market"]), on=_KEY, how="left")
+        .join(_keyed(pivots, "pivots", src["pivots"]), on=_KEY, how="left")
+        .join(_keyed(policy, "policy", src["policy"], on_symbol=False), on="data_date", how="left")
+        .join(_keyed(golden_zone, "golden_zone", src["golden_zone"]), on=_KEY, how="left")
+        .with_columns(_session_close_utc("data_date", sessions_tz).alias("timestamp"))
+    )
+    schema = CONSOLIDATED.polars_schema()
+    return out.select([pl.col(c).cast(t) for c, t in schema.items()]).sort(_KEY)
+
+
+# --- 2. daily ML matrix --------------------------------------------------------------------------
+def build_daily_ml_matrix(
+    consolidated: pl.DataFrame,
+    pivots: pl.DataFrame,
+    regimes_for_dates: pl.DataFrame,
+    ingestion_ts: datetime,
+) -> pl.DataFrame:
+    """``features.daily_ml_matrix`` (SPEC 6.5): exactly ``DAILY_ML_MATRIX``'s columns and types.
+
+    Each STRUCT member is taken from the consolidated column ``flat_field_name(struct, member)``
+    (``golden_zone.state`` <- golden_zone_state, ``regime.name``/``weight`` <- regime_name/weight).
+    The pivots STRUCT also carries the appended R3, S3 and pivot_roll_flag, left-joined from
+    ``pivots`` on (trade_date, symbol) (NULL where the pivots frame has no row). STRUCT values are never
+    NULL themselves; members are NULL where the feature is (e.g. golden_zone.* for a non-golden root).
+
+    ``regimes_for_dates`` has one row per date: ``date``, ``regime_name``, ``regime_weight`` (50-1000
+    scale), already resolved to 'baseline'/100 outside every regime. ``regime`` = {name, weight,
+    vol_percentile, k_vol} (the last two from the market features); ``regime_name`` copies
+    regime.name for clustering. ``ingestion_ts`` (time-zone aware; stored in UTC) is stamped on every
+    row.
+
+    Raises ``RegimeCoverageError`` when a data_date has no regime row or a NULL name/weight (coverage
+    must be 100%), ``ValueError`` on missing columns, duplicate keys or a naive ``ingestion_ts``.
+    """
+    ts = _to_utc(ingestion_ts, "ingestion_ts")
+    _require(consolidated, "consolidated", CONSOLIDATED.column_names)
+    cons = consolidated.select([pl.col(c).cast(t) for c, t in CONSOLIDATED.polars_schema().items()])
+    _require_unique(cons, "consolidated", _KEY)
+
+    piv_schema = PIVOTS.polars_schema()
+    _require(pivots, "pivots", ["trade_date", "symbol", *_PIVOT_EXTRAS])
+    piv = pivots.select(
+        pl.col("trade_date").cast(pl.Date).alias("data_date"),
+        pl.col("symbol").cast(pl.Utf8),
+        *[pl.col(c).cast(piv_schema[c]) for c in _PIVOT_EXTRAS],
+    )
+    _require_unique(piv, "pivots", _KEY)
+
+    _require(regimes_for_dates, "regimes_for_dates", ["date", "regime_name", "regime_weight"])
+    reg = regimes_for_dates.select(
+        pl.col("date").cast(pl.Date).alias("data_date"),
+        pl.col("regime_name").cast(pl.Utf8),
+        pl.col("regime_weight").cast(pl.Int64),
+    )
+    _require_unique(reg, "regimes_for_dates", ["data_date"])
+
+    df = cons.join(piv, on=_KEY, how="left").join(reg, on="data_date", how="left")
+    uncovered = (
+        df.filter(pl.col("regime_name").is_null() | pl.col("regime_weight").is_null())
+        .get_column("data_date")
+        .unique()
+        .sort()
+    )
+    if uncovered.len():
+        raise RegimeCoverageError(
+            f"{uncovered.len()} matrix dates have no regime (coverage must be 100%): "
+            f"{[d.isoformat() for d in uncovered.head(10).to_list()]}"
+            + (" ..." if uncovered.len() > 10 else "")
+        )
+
+    structs = [
+        pl.struct(
+            [pl.col(flat_field_name(s.name, f.name)).cast(f.polars_dtype()).alias(f.name) for f in s.fields]
+        ).alias(s.name)
+        for s in MATRIX_STRUCTS
+    ]
+    out = df.select(
+        "symbol",
+        "data_date",
+        "timestamp",
+        *structs,
+        pl.col("regime_name"),
+        pl.lit(ts, dtype=pl.Datetime("us", "UTC")).alias("ingestion_ts"),
+    )
+    schema = DAILY_ML_MATRIX.polars_schema()
+    return out.select([pl.col(c).cast(t) for c, t in schema.items()]).sort(_KEY)
+
+
+# --- 3. training tables -----------------------------------------------------------------------------
+def _flatten(matrix: pl.DataFrame) -> pl.DataFrame:
+    """Matrix STRUCTs -> one column per member, named ``flat_field_name(struct, member)``."""
+    _require(matrix, "matrix", DAILY_ML_MATRIX.column_names)
+    for s in MATRIX_STRUCTS:
+        dtype = matrix.schema[s.name]
+        have = {f.name for f in dtype.fields} if isinstance(dtype, pl.Struct) else set()
+        missing = [f.name for f in s.fields if f.name not in have]
+        if missing:
+            raise ValueError(f"matrix column {s.name} lacks STRUCT fields {missing}")
+    return matrix.select(
+        "symbol",
+        "data_date",
+        "timestamp",
+        *[
+            pl.col(s.name).struct.field(f.name).cast(f.polars_dtype()).alias(flat_field_name(s.name, f.name))
+            for s in MATRIX_STRUCTS
+            for f in s.fields
+        ],
+        "ingestion_ts",
+    )
+
+
+def _attach_instrument(flat: pl.DataFrame, session_bars: pl.DataFrame, root: str) -> pl.DataFrame:
+    """``flat`` (one root, sorted by data_date) plus ``_inst`` = session_bars.instrument_id of the same
+    (trade_date, symbol). Every matrix session must have a session bar (the matrix is built from them)."""
+    _require(session_bars, "session_bars", ["trade_date", "symbol", "instrument_id"])
+    inst = session_bars.select(
+        pl.col("trade_date").cast(pl.Date).alias("data_date"),
+        pl.col("symbol").cast(pl.Utf8),
+        pl.col("instrument_id").cast(pl.Int64).alias("_inst"),
+    ).filter(pl.col("symbol") == root)
+    _require_unique(inst, "session_bars", _KEY)
+    missing = flat.join(inst, on=_KEY, how="anti")
+    if missing.height:
+        raise ValueError(
+            f"session_bars lacks {missing.height} {root} sessions of the matrix, "
+            f"e.g. {missing.get_column('data_date').head(5).to_list()}"
+        )
+    return flat.join(inst, on=_KEY, how="left", maintain_order="left")
+
+
+def build_training_table(
+    matrix: pl.DataFrame,
+    root: str,
+    session_bars: pl.DataFrame | None = None,
+    ingestion_ts: datetime | None = None,
+) -> pl.DataFrame:
+    """``training.<root>_training_daily`` (SPEC 6.7): exactly ``training_table(root)``'s columns.
+
+    Rows: the matrix rows whose symbol is ``root`` (upper-cased), sorted by data_date, with every STRUCT
+    member as its own column (``flat_field_name``). The matrix must hold the root's whole history: the
+    "sessions" the targets count are these rows, so a missing session shifts every target across it.
+
+    Targets, for h in TARGET_HORIZONS (1d=1, 1w=5, 1m=21, 3m=63, 6m=126, 12m=252 sessions):
+    ``target_<h>`` = close[t+h] / close[t] - 1 (a simple return, fraction not percent). NULL where
+    session t+h does not exist (the last h rows), where either close is NULL, or where close[t] <= 0
+    (the ratio is meaningless). No roll adjustment: a window that spans a roll includes the contract
+    gap, which is what ``target_crosses_roll_<h>`` flags.
+
+    ``target_crosses_roll_<h>`` = some session s in (t, t+h] trades another instrument than session s-1,
+    i.e. the window's instruments are not all the instrument of t. The per-session change comes from
+    ``session_bars.instrument_id`` (joined on (trade_date, symbol); every matrix session must be there)
+    when given, else from the matrix's ``pivot_roll_flag``. NULL where the target is NULL, or where no
+    change is known in the window but some session's flag/instrument is unknown.
+
+    ``split`` = 'train' (data_date < 2023-01-01), 'val' (2023), 'test' (>= 2024-01-01).
+    ``purged`` = True when, for ANY horizon whose target is non-NULL, the date of session t+h lies in a
+    different split than t (e.g. the 2022-12-23 row, whose 1w target is the 2023-01-03 close); False
+    otherwise, including rows with no target at all. Being per row, not per horizon, it is conservative:
+    with the 12m horizon every row within ~252 sessions of a boundary is purged for every horizon.
+    ``training_weight`` = the row's regime weight (Int64).
+    ``ingestion_ts`` is the matrix's unless ``ingestion_ts`` (time-zone aware) is given.
+
+    Only target_*, target_crosses_roll_* and purged look at later sessions; all other columns are the
+    matrix row's own. Raises ``ValueError`` on duplicate dates for the root or inconsistent inputs.
+    """
+    spec = training_table(root)
+    root = root.upper()
+    flat = _flatten(matrix.filter(pl.col("symbol") == root)).sort("data_date")
+    _require_unique(flat, f"matrix ({root})", _KEY)
+
+    # The frame holds one root sorted by data_date, so plain shifts stay inside the root's sessions.
+    if session_bars is not None:
+        flat = _attach_instrument(flat, session_bars, root)
+        change = pl.col("_inst") != pl.col("_inst").shift(1)
+    else:
+        # Same definition, computed upstream from the session bars (previous session, other instrument).
+        change = pl.col("pivot_roll_flag")
+    # Running counts of known changes and of unknown flags: the window (t, t+h] has a change iff
+    # cum[t+h] - cum[t] > 0. Session 0's flag never falls in any window (windows start after t >= 0).
+    flat = flat.with_columns(
+        change.fill_null(False).cast(pl.Int64).cum_sum().alias("_chg"),
+        change.is_null().cast(pl.Int64).cum_sum().alias("_unk"),
+    )
+
+    close = pl.col("close")
+    base_ok = close.is_not_null() & (close > 0)
+    split = split_expr(pl.col("data_date"))
+    targets, crosses, purges = [], [], []
+    for name, h in TARGET_HORIZONS:
+        target = pl.when(base_ok).then(close.shift(-h) / close - 1.0).otherwise(None)
+        targets.append(target.alias(f"target_{name}"))
+        n_chg = pl.col("_chg").shift(-h) - pl.col("_chg")
+        n_unk = pl.col("_unk").shift(-h) - pl.col("_unk")
+        crosses.append(
+            pl.when(target.is_null())
+            .then(None)
+            .when(n_chg > 0)
+            .then(True)
+            .when(n_unk > 0)
+            .then(None)
+            .otherwise(False)
+            .alias(f"target_crosses_roll_{name}")
+        )
+        purges.append(target.is_not_null() & (split_expr(pl.col("data_date").shift(-h)) != split))
+
+    out = flat.with_columns(
+        *targets,
+        *crosses,
+        split.alias("split"),
+        pl.any_horizontal(purges).fill_null(False).alias("purged"),
+        pl.col("regime_weight").alias("training_weight"),
+    )
+    if ingestion_ts is not None:
+        stamp = _to_utc(ingestion_ts, "ingestion_ts")
+        out = out.with_columns(pl.lit(stamp, dtype=pl.Datetime("us", "UTC")).alias("ingestion_ts"))
+    return out.select([pl.col(c).cast(t) for c, t in spec.polars_schema().items()])

@@ -1,0 +1,206 @@
+"""Run the whole graph for a date range and roots without the UI (used by ``chimera run``).
+
+Dagster runs hold one partitions definition each, so the graph goes in a few runs: reference
+tables, the date-only policy features, then one range run per contiguous block of roots for every
+date x root asset (raw -> session bars -> features -> matrix, one vectorised pass per asset), then
+the training tables. Each run is a real Dagster run (recorded in the instance when DAGSTER_HOME is
+set), so the UI shows the same history as a UI-launched materialization.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from chimera_assets.partitions import FIRST_TRADE_DATE, weekday_dates
+from chimera_assets.schemas import ALL_TABLES, training_table
+from chimera_assets.universe import Universe, UniverseConfigError, get_universe
+from chimera_assets.warehouse.base import Warehouse
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class RunInputError(ValueError):
+    """A user-supplied run argument is invalid; the message names it."""
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    success: bool
+    partitions: int = 0
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    stages: list[StageResult]
+    rows_per_table: dict[str, int]
+    warehouse: str
+
+    @property
+    def success(self) -> bool:
+        return all(s.success for s in self.stages)
+
+    @property
+    def checks_passed(self) -> int:
+        return sum(s.checks_passed for s in self.stages)
+
+    @property
+    def checks_failed(self) -> list[str]:
+        return [c for s in self.stages for c in s.checks_failed]
+
+
+def validate_range(start: date, end: date) -> list[date]:
+    first = date.fromisoformat(FIRST_TRADE_DATE)
+    if start > end:
+        raise RunInputError(f"--start {start} is after --end {end}")
+    if start < first:
+        raise RunInputError(f"--start {start} is before the first trade date partition {first}")
+    if end > date.today():
+        raise RunInputError(f"--end {end} is in the future (today is {date.today()})")
+    dates = weekday_dates(start, end)
+    if not dates:
+        raise RunInputError(f"--start {start} .. --end {end} holds no trade date (Mon-Fri)")
+    return dates
+
+
+def root_blocks(roots: list[str], universe: Universe) -> list[list[str]]:
+    """Group roots into runs of neighbours in universe order (a Dagster range is a rectangle)."""
+    order = universe.root_names
+    idx = sorted(order.index(r) for r in roots)
+    blocks: list[list[int]] = []
+    for i in idx:
+        if blocks and i == blocks[-1][-1] + 1:
+            blocks[-1].append(i)
+        else:
+            blocks.append([i])
+    return [[order[i] for i in b] for b in blocks]
+
+
+def _check_results(result: dg.ExecuteInProcessResult) -> tuple[int, list[str]]:
+    passed, failed = 0, []
+    for ev in result.get_asset_check_evaluations():
+        if ev.passed:
+            passed += 1
+        else:
+            failed.append(f"{ev.asset_key.to_user_string()}:{ev.check_name}")
+    return passed, failed
+
+
+def run_graph(
+    defs: dg.Definitions,
+    start: date,
+    end: date,
+    roots: list[str],
+    instance: dg.DagsterInstance,
+    warehouse: Warehouse,
+    progress: Callable[[str], None] = print,
+    include_training: bool = True,
+    run_config: dict | None = None,
+) -> RunSummary:
+    """Materialize every asset for [start, end] x roots; returns per-stage results and row counts."""
+    universe = get_universe()
+    try:
+        roots = universe.require_roots(roots)
+    except UniverseConfigError as exc:
+        raise RunInputError(str(exc)) from exc
+    if not roots:
+        raise RunInputError("--roots is empty")
+    dates = validate_range(start, end)
+    d0, d1 = dates[0].isoformat(), dates[-1].isoformat()
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    keys_by_kind: dict[str, list[dg.AssetKey]] = {"none": [], "date": [], "multi": []}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        pdef = node.partitions_def
+        if node.is_external or not node.is_materializable:
+            continue
+        kind = "none" if pdef is None else "multi" if isinstance(pdef, dg.MultiPartitionsDefinition) else "date"
+        keys_by_kind[kind].append(key)
+    training = {k for k in keys_by_kind["none"] if k.path[0] == "training" and k.path[1].endswith("_daily")}
+    stages: list[tuple[str, set[dg.AssetKey], dict[str, str], int]] = [
+        ("reference tables", set(keys_by_kind["none"]) - training, {}, 0),
+        (f"policy features {d0}..{d1}", set(keys_by_kind["date"]),
+         {"dagster/asset_partition_range_start": d0, "dagster/asset_partition_range_end": d1}, len(dates)),
+    ]
+    for block in root_blocks(roots, universe):
+        stages.append((
+            f"market data -> features -> matrix {d0}..{d1} x {','.join(block)}",
+            set(keys_by_kind["multi"]),
+            {"dagster/asset_partition_range_start": f"{d0}|{block[0]}",
+             "dagster/asset_partition_range_end": f"{d1}|{block[-1]}"},
+            len(dates) * len(block),
+        ))
+    if include_training:
+        wanted = {dg.AssetKey(["training", training_table(r).name]) for r in roots}
+        stages.append(("training tables", training & wanted, {}, 0))
+    results: list[StageResult] = []
+    for i, (name, selection, tags, n_parts) in enumerate(stages, 1):
+        if not selection:
+            continue
+        progress(f"[{i}/{len(stages)}] {name} ({len(selection)} asset(s){f', {n_parts} partition(s)' if n_parts else ''})")
+        t0 = time.perf_counter()
+        sub = job.get_subset(asset_selection=selection)
+        res = sub.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=run_config or QUIET
+        )
+        passed, failed = _check_results(res)
+        err = None
+        if not res.success:
+            failures = [ev for ev in res.all_events if ev.is_step_failure]
+            err = "; ".join(
+                f"{ev.step_key}: {ev.step_failure_data.error.message.strip()}" for ev in failures
+            ) or "run failed"
+        stage = StageResult(name, time.perf_counter() - t0, res.success, n_parts, passed, failed, err)
+        results.append(stage)
+        status = "ok" if res.success else "FAILED"
+        progress(f"      {status} in {stage.seconds:.1f}s; checks passed {passed}, failed {len(failed)}")
+        if not res.success:
+            progress(f"      error: {err}")
+            break
+    rows = table_row_counts(warehouse, roots)
+    return RunSummary(results, rows, repr(warehouse))
+
+
+def table_row_counts(warehouse: Warehouse, roots: list[str]) -> dict[str, int]:
+    tables = list(ALL_TABLES.values()) + [training_table(r) for r in roots]
+    out = {}
+    for spec in tables:
+        if warehouse.table_exists(spec):
+            out[spec.fqn] = warehouse.row_count(spec)
+    return out
+
+
+def format_summary(summary: RunSummary) -> str:
+    lines = ["", "Summary", "-------"]
+    width = max((len(t) for t in summary.rows_per_table), default=10)
+    for table, n in summary.rows_per_table.items():
+        lines.append(f"  {table:<{width}}  {n:>10,} rows")
+    lines.append(f"  checks: {summary.checks_passed} passed, {len(summary.checks_failed)} failed")
+    for c in summary.checks_failed[:20]:
+        lines.append(f"    failed: {c}")
+    lines.append(f"  warehouse: {summary.warehouse}")
+    lines.append(f"  result: {'SUCCESS' if summary.success else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def frame_hash(frame: pl.DataFrame, exclude: tuple[str, ...] = ()) -> str:
+    """Order-independent content hash of a frame (used to prove re-runs change nothing)."""
+    import hashlib
+
+    cols = [c for c in frame.columns if c not in exclude]
+    if not cols:
+        return ""
+    f = frame.select(cols)
+    f = f.sort(by=[c for c in cols if not isinstance(f.schema[c], pl.Struct)] or cols[:1])
+    return hashlib.sha256(f.write_ipc(None).getvalue()).hexdigest()
