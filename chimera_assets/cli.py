@@ -108,6 +108,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Beta/preview notices about Dagster APIs are for developers, not for people running the pipeline.
+    import warnings
+
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     if args.command == "run":
         return cmd_run(args)
     return EXIT_USAGE

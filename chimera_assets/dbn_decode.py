@@ -596,7 +596,8 @@ def _definition_chunk(arr, schema, mapping, roots, stats) -> pl.DataFrame:
         "instrument_id",
         pl.col("map_date").alias("valid_date"),
         "raw_symbol",
-        pl.coalesce(root_expr("asset"), pl.col("asset"), root_expr("raw_symbol")).alias("root"),
+        # CME's asset (product code, e.g. "ES") is the root; fall back to parsing the raw symbol.
+        pl.coalesce(pl.col("asset"), root_expr("raw_symbol")).alias("root"),
         "instrument_class",
         "expiration",
         "min_price_increment",
@@ -709,21 +710,26 @@ def iter_decoded_chunks(
     build = _builder(schema)
     produced = False
     try:
-        with warnings.catch_warnings():
-            # databento signals an incomplete final record with a BentoWarning; that is a
-            # truncated file, so fail instead of silently loading a short file.
-            warnings.simplefilter("error", BentoWarning)
-            for arr in store.to_ndarray(count=chunk_rows):
-                if len(arr) == 0:
-                    continue
-                stats.records_read += len(arr)
-                df = build(arr, schema, mapping, roots, stats)
-                stats.rows_out += df.height
-                produced = True
-                yield df
-            if not produced:
-                empty = np.zeros(0, dtype=store.to_ndarray().dtype)
-                yield build(empty, schema, mapping, roots, stats)
+        records = iter(store.to_ndarray(count=chunk_rows))
+        while True:
+            # databento signals an incomplete final record with a BentoWarning: that is a truncated
+            # file, so fail instead of silently loading a short one. The filter is scoped to the
+            # read itself, not held across yields (it is process-global state).
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", BentoWarning)
+                arr = next(records, None)
+            if arr is None:
+                break
+            if len(arr) == 0:
+                continue
+            stats.records_read += len(arr)
+            df = build(arr, schema, mapping, roots, stats)
+            stats.rows_out += df.height
+            produced = True
+            yield df
+        if not produced:
+            empty = np.zeros(0, dtype=store.to_ndarray().dtype)
+            yield build(empty, schema, mapping, roots, stats)
     except BentoWarning as exc:
         raise DbnDecodeError(f"{path}: truncated DBN file ({exc})") from exc
     except DbnDecodeError:

@@ -34,6 +34,7 @@ contracts.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -325,20 +326,23 @@ def _aggregate(bars: pl.DataFrame, every_ns: int) -> pl.DataFrame:
     )
 
 
+_BARE_ROOT = re.compile(r"^[A-Z0-9]{1,6}$")
+_CONTRACT = re.compile(r"^[A-Z0-9]{1,6}?[FGHJKMNQUVXZ]\d{1,2}$")
+
+
 def _normalise_symbols(symbols: Iterable[str]) -> list[tuple[str, str]]:
     """Requested symbols -> [(series, root)]: a bare root 'ZL' means 'ZL.v.0'; only continuous."""
     out = []
     for s in symbols:
         s = s.strip()
-        if "." not in s:
-            out.append((f"{s}.v.0", s))
-            continue
         parts = s.split(".")
-        if len(parts) == 3 and parts[1] in ("v", "c", "n") and parts[2] == "0":
+        if len(parts) == 3 and parts[1] in ("v", "c", "n") and parts[2] == "0" and _BARE_ROOT.match(parts[0]):
             out.append((s, parts[0]))
+        elif len(parts) == 1 and _BARE_ROOT.match(s) and not _CONTRACT.match(s):
+            out.append((f"{s}.v.0", s))
         else:
             raise ValueError(
-                f"synthetic demo data supports continuous front symbols (ROOT.v.0) only, got {s!r}"
+                f"synthetic demo data supports continuous front symbols (ROOT.v.0) or bare roots only, got {s!r}"
             )
     return out
 
@@ -385,7 +389,9 @@ def demo_records(
         frames.append(bars.filter((pl.col("ts_event") >= start_ns) & (pl.col("ts_event") < end_ns)))
         sched = contract_schedule(root, d0, d1)
         mappings[series] = (
-            sched.with_columns(run=(pl.col("instrument_id") != pl.col("instrument_id").shift()).cum_sum())
+            sched.with_columns(
+                run=(pl.col("instrument_id") != pl.col("instrument_id").shift()).fill_null(True).cum_sum()
+            )
             .group_by("run", maintain_order=True)
             .agg(
                 pl.col("date").min().alias("start_date"),

@@ -158,9 +158,8 @@ def run_graph(
         err = None
         if not res.success:
             failures = [ev for ev in res.all_events if ev.is_step_failure]
-            err = "; ".join(
-                f"{ev.step_key}: {ev.step_failure_data.error.message.strip()}" for ev in failures
-            ) or "run failed"
+            err = "; ".join(f"{ev.step_key}: {root_cause(ev.step_failure_data.error)}" for ev in failures)
+            err = err or "run failed"
         stage = StageResult(name, time.perf_counter() - t0, res.success, n_parts, passed, failed, err)
         results.append(stage)
         status = "ok" if res.success else "FAILED"
@@ -170,6 +169,19 @@ def run_graph(
             break
     rows = table_row_counts(warehouse, roots)
     return RunSummary(results, rows, repr(warehouse))
+
+
+def root_cause(error) -> str:
+    """The first message in a Dagster error chain that is not a Dagster wrapper: the project's own
+    error (which names the input) rather than "error occurred while handling output"."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = getattr(error, "cause", None)
+    for err in chain:
+        if not (err.cls_name or "").startswith("Dagster"):
+            return err.message.strip()
+    return chain[-1].message.strip() if chain else "unknown error"
 
 
 def table_row_counts(warehouse: Warehouse, roots: list[str]) -> dict[str, int]:

@@ -42,9 +42,8 @@ _EXPR_STRATEGY = rf"^({_ROOT}):"
 def trade_date_expr(ts_col: str = "ts_event") -> pl.Expr:
     """Polars expression giving the CME trade date (``pl.Date``) of a timestamp column.
 
-    ``ts_col`` must be a time-zone-aware ``pl.Datetime`` (any zone and unit; Databento data is
-    UTC). A naive column raises at evaluation time: naive values are ambiguous, call
-    ``.dt.replace_time_zone("UTC")`` first if they are UTC.
+    ``ts_col`` is a ``pl.Datetime`` of any unit; a time-zone-aware column may be in any zone, and a
+    naive column is read as UTC (polars' ``convert_time_zone`` semantics; Databento data is UTC).
 
     The +7 h is added to the Chicago *wall-clock* time (not to the absolute instant) so the rule
     reads exactly as the spec states it, independent of daylight saving: a 17:00 CT bar maps to

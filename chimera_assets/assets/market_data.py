@@ -24,7 +24,7 @@ from chimera_assets.ingest.landing import (
 from chimera_assets.io_manager import WarehouseResource, column_schema
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys
 from chimera_assets.resources import DatabentoSource
-from chimera_assets.schemas import DEFINITIONS, OHLCV_1D, STATISTICS, TableSpec
+from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice, Warehouse
 
@@ -87,6 +87,39 @@ def _attach_settlements(frame: pl.DataFrame, wh: Warehouse, slice_: Slice) -> pl
     )
 
 
+def _series_for(keys, universe, schema: str) -> set[str]:
+    """The series a load of ``keys`` writes (statistics/definitions come by parent symbol)."""
+    roots = {r for _, r in keys if r}
+    out: set[str] = set()
+    for r in roots:
+        cfg = universe.roots[r]
+        out.update(cfg.statistics_series if schema in ("statistics", "definition") else cfg.series)
+    return out
+
+
+def _quarantine_unreadable(context, unreadable, failed, wh, dataset, schema, run_id, started) -> None:
+    """A file that cannot be read fails the run once, loudly, with a ``failed`` ledger row; afterwards
+    it is skipped with a warning (its sha256 is known as failed) so one bad download cannot block
+    every later run. Replacing the file (new content) makes it eligible again."""
+    new_bad = []
+    for path, reason in unreadable:
+        sha = ledger.file_sha256(path)
+        if sha in failed:
+            context.log.warning(f"skipping {path}: it failed before ({reason})")
+        else:
+            new_bad.append((path, sha, reason))
+    if not new_bad:
+        return
+    ledger.record(wh, [
+        dict(source_kind="file", dataset=dataset, schema=schema, status="failed", error=reason[:2000],
+             file_path=str(path), content_sha256=sha, run_id=run_id, started_at=started,
+             finished_at=ledger.now_utc())
+        for path, sha, reason in new_bad
+    ])
+    names = "; ".join(reason for _, _, reason in new_bad)
+    raise IngestError(f"cannot ingest: {names}")
+
+
 def ingest_partitions(
     context: dg.AssetExecutionContext, spec: TableSpec, schema: str, source: DatabentoSource, wh: Warehouse
 ) -> dg.MaterializeResult:
@@ -98,17 +131,32 @@ def ingest_partitions(
     paths = _source_files(context, source, schema, keys, wh)
     failed = ledger.failed_sha256s(wh) if paths else set()
     selection = select_files(paths, schema, dates, roots, universe)
-    for path, reason in selection.unreadable:
-        context.log.warning(f"skipping unreadable DBN file {path}: {reason}")
-    files = [(p, i) for p, i in selection.files if not failed or ledger.file_sha256(p) not in failed]
-    writable, uncovered = covered_keys(schema, files, keys, universe)
-    context.log.info(
-        f"{spec.fqn}: {len(files)} {schema} file(s) for {len(dates)} date(s) x {len(roots)} root(s); "
-        f"{len(writable)} partition(s) fully covered, {len(uncovered)} not covered (left unchanged)"
-    )
     load_id = ledger.new_load_id()
     started = ledger.now_utc()
     run_id = context.run.run_id
+    _quarantine_unreadable(context, selection.unreadable, failed, wh, universe.dataset, schema, run_id, started)
+    files = [(p, i) for p, i in selection.files if not failed or ledger.file_sha256(p) not in failed]
+    complete, partial, uncovered = covered_keys(schema, files, keys, universe)
+    writable = complete + partial
+    context.log.info(
+        f"{spec.fqn}: {len(files)} {schema} file(s) for {len(dates)} date(s) x {len(roots)} root(s); "
+        f"{len(complete)} partition(s) fully covered, {len(partial)} partly (files end inside them), "
+        f"{len(uncovered)} not covered (left unchanged)"
+    )
+    shas = {p: ledger.file_sha256(p) for p, _ in files}
+    if writable and ledger.already_loaded(wh, schema, shas.values(), _series_for(writable, universe, schema),
+                                          min(d for d, _ in writable), max(d for d, _ in writable)):
+        ledger.record(wh, [
+            dict(source_kind="file", dataset=info.dataset, schema=schema, file_path=str(p), content_sha256=shas[p],
+                 dbn_version=info.dbn_version, status="skipped_unchanged", run_id=run_id, started_at=started,
+                 finished_at=ledger.now_utc())
+            for p, info in files
+        ])
+        context.log.info(f"{spec.fqn}: every file was already loaded for these partitions; table unchanged")
+        return dg.MaterializeResult(
+            metadata={"rows_written": 0, "files": len(files), "files_skipped_unchanged": len(files),
+                      "note": "all source files already loaded for these partitions (sha256 match)"}
+        )
     if not writable:
         return dg.MaterializeResult(
             metadata={"rows_written": 0, "files": 0, "partitions_not_covered": len(uncovered),
@@ -129,12 +177,14 @@ def ingest_partitions(
         frame = _attach_definitions(frame, wh)
     result = wh.merge(spec, frame, Slice.from_keys(writable))
     finished = ledger.now_utc()
+    written_series = sorted(_series_for(writable, universe, schema))
+    span = ledger.partition_span(min(d for d, _ in writable), max(d for d, _ in writable))
     ledger.record(wh, [
         dict(
             load_id=load_id if i == 0 else None, source_kind="api" if source.mode == "api" else "file",
-            dataset=fl.info.dataset, schema=schema, series=",".join(fl.info.symbols[:200]),
-            stype_in=fl.info.stype_in, period_start=fl.info.start, period_end=fl.info.end,
-            file_path=str(fl.path), content_sha256=ledger.file_sha256(fl.path), dbn_version=fl.info.dbn_version,
+            dataset=fl.info.dataset, schema=schema, series=",".join(written_series),
+            stype_in=fl.info.stype_in, period_start=span[0], period_end=span[1], file_path=str(fl.path),
+            content_sha256=shas[fl.path], dbn_version=fl.info.dbn_version,
             record_count=fl.records, rows_written=fl.rows_for_keys, first_ts_event=fl.first_ts,
             last_ts_event=fl.last_ts, status="loaded", run_id=run_id, started_at=started, finished_at=finished,
         )
@@ -150,6 +200,7 @@ def ingest_partitions(
             "files": len(loads),
             "partitions_written": len(writable),
             "partitions_not_covered": len(uncovered),
+            "partitions_partly_covered": dg.MetadataValue.json([f"{d}|{r}" for d, r in partial[:20]]),
             "rows_per_root": dg.MetadataValue.json({str(k): int(v) for k, v in per_root}),
             "unmapped_records_dropped": sum(fl.unmapped_dropped for fl in loads),
         }
@@ -186,4 +237,40 @@ ohlcv_1m_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1m"], "ohlcv-1m", [_key(DEFINIT
 ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h", [_key(DEFINITIONS)])
 ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d", [_key(DEFINITIONS), _key(STATISTICS)])
 
-RAW_ASSETS = [definitions_asset, statistics_asset, ohlcv_1m_asset, ohlcv_1h_asset, ohlcv_1d_asset]
+
+
+@dg.asset(
+    key=dg.AssetKey(["ops", "databento_load_state"]),
+    deps=[_key(DEFINITIONS), _key(STATISTICS), _key(SCHEMA_TABLES["ohlcv-1m"]), _key(SCHEMA_TABLES["ohlcv-1h"]),
+          _key(OHLCV_1D)],
+    group_name="ops",
+    kinds={"polars"},
+    description="The load ledger: one row per file/API-chunk load attempt. The raw assets append to it; "
+    "materializing this asset publishes its status counts and recent failures.",
+)
+def databento_load_state(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    wh.ensure_table(LOAD_STATE)
+    led = ledger.read_ledger(wh)
+    counts = {s: int(n) for s, n in led.group_by("status").len().rows()} if led.height else {}
+    failures = (
+        led.filter(pl.col("status") == "failed").sort("finished_at", descending=True).head(20)
+        .select("finished_at", "file_path", "schema", "error")
+    )
+    md = "| finished_at | file | schema | error |\n|---|---|---|---|\n" + "".join(
+        f"| {r[0]} | {r[1]} | {r[2]} | {(r[3] or '')[:200]} |\n" for r in failures.rows()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": led.height,
+            "dagster/table_name": f"{wh.kind}:{LOAD_STATE.fqn}",
+            "dagster/column_schema": column_schema(LOAD_STATE),
+            "status_counts": dg.MetadataValue.json(counts),
+            "recent_failures": dg.MetadataValue.md(md if failures.height else "none"),
+        }
+    )
+
+
+RAW_ASSETS = [
+    definitions_asset, statistics_asset, ohlcv_1m_asset, ohlcv_1h_asset, ohlcv_1d_asset, databento_load_state,
+]

@@ -476,7 +476,9 @@ class DatabentoApi:
         atomically (an existing file is replaced). A truncated/corrupt body is retried like a 5xx.
         Returns ``dest_path``.
         """
-        from chimera_assets.dbn_decode import count_dbn_records
+        from databento_dbn import DBNError
+
+        from chimera_assets.dbn_decode import DbnDecodeError, count_dbn_records
 
         syms = [symbols] if isinstance(symbols, str) else list(symbols)
         lo, hi = _utc(start), _utc(end)
@@ -494,15 +496,23 @@ class DatabentoApi:
         def attempt() -> int:
             tmp.unlink(missing_ok=True)
             try:
-                self._client.timeseries.get_range(
-                    dataset=dataset,
-                    schema=schema,
-                    symbols=syms,
-                    stype_in=stype_in,
-                    start=lo,
-                    end=hi,
-                    path=tmp,
-                )
+                try:
+                    self._client.timeseries.get_range(
+                        dataset=dataset,
+                        schema=schema,
+                        symbols=syms,
+                        stype_in=stype_in,
+                        start=lo,
+                        end=hi,
+                        path=tmp,
+                    )
+                except (DBNError, ValueError) as exc:
+                    if not tmp.exists():
+                        raise  # parameter validation before any request: not retryable
+                    # The body arrived but the client cannot open it (cut/empty/garbage): retry.
+                    raise DbnDecodeError(
+                        f"{tmp.name}: downloaded body is not a readable DBN file ({exc})"
+                    ) from None
                 return count_dbn_records(tmp)
             except BaseException:
                 tmp.unlink(missing_ok=True)

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter_decoded_chunks, read_dbn_metadata
+from chimera_assets.dbn_decode import (
+    SUPPORTED_SCHEMAS,
+    DbnDecodeError,
+    DbnInfo,
+    DecodeStats,
+    iter_decoded_chunks,
+    read_dbn_metadata,
+)
 from chimera_assets.schemas import (
     DEFINITIONS,
     OHLCV_1D,
@@ -97,6 +104,9 @@ def select_files(
             info = header(p)
         except DbnDecodeError as exc:
             sel.unreadable.append((p, str(exc)))
+            continue
+        if info.schema not in SUPPORTED_SCHEMAS:
+            sel.unreadable.append((p, f"{p}: unsupported DBN schema {info.schema!r} (supported: {sorted(SUPPORTED_SCHEMAS)})"))
             continue
         if info.schema != schema:
             continue
@@ -244,11 +254,13 @@ def needed_window(schema: str, d: date) -> tuple[datetime, datetime]:
 
 def covered_keys(
     schema: str, files: list[tuple[Path, DbnInfo]], keys: list[tuple[date, str | None]], universe: Universe
-) -> tuple[list[tuple[date, str | None]], list[tuple[date, str | None]]]:
-    """Split ``keys`` into those the files cover completely and those they do not.
+) -> tuple[list[tuple[date, str | None]], list[tuple[date, str | None]], list[tuple[date, str | None]]]:
+    """Split ``keys`` into (complete, partial, missing) by how the files' periods cover them.
 
-    Only fully covered partitions are written: a monthly file must not overwrite a trade date whose
-    evening session lies in the previous month's file with a partial session.
+    Complete and partial partitions are written (the union of every file present is the best
+    knowledge; a partial edge, such as a batch ending inside a session, is completed when the next
+    file arrives and the sensor requests that partition again). Missing ones are left untouched, so
+    a run for dates no file covers never deletes anything.
     """
     spans: dict[str, list[tuple[datetime, datetime]]] = {}
     for _, info in files:
@@ -264,11 +276,14 @@ def covered_keys(
             else:
                 out.append([lo, hi])
         merged[r] = [(a, b) for a, b in out]
-    ok, missing = [], []
+    complete, partial, missing = [], [], []
     for d, r in keys:
         lo, hi = needed_window(schema, d)
-        if any(a <= lo and hi <= b for a, b in merged.get(r or "", [])):
-            ok.append((d, r))
+        ivs = merged.get(r or "", [])
+        if any(a <= lo and hi <= b for a, b in ivs):
+            complete.append((d, r))
+        elif any(a < hi and lo < b for a, b in ivs):
+            partial.append((d, r))
         else:
             missing.append((d, r))
-    return ok, missing
+    return complete, partial, missing

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -70,3 +71,28 @@ def failed_sha256s(warehouse: Warehouse) -> set[str]:
     led = read_ledger(warehouse).filter(pl.col("content_sha256").is_not_null())
     last = led.sort("finished_at", nulls_last=False).group_by("content_sha256").last()
     return set(last.filter(pl.col("status") == "failed")["content_sha256"].to_list())
+
+
+def partition_span(first: date, last: date) -> tuple[datetime, datetime]:
+    """The UTC span recorded for a load of trade dates [first, last]: [first 00:00, last+1 00:00)."""
+    return (datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC))
+
+
+def already_loaded(
+    warehouse: Warehouse, schema: str, shas: Iterable[str], series: set[str], first: date, last: date
+) -> bool:
+    """True when every file (by sha256) already has a ``loaded`` row of ``schema`` that wrote all of
+    ``series`` over a span containing [first, last]: loading them again would change nothing."""
+    shas = list(shas)
+    if not shas:
+        return False
+    lo, hi = partition_span(first, last)
+    led = read_ledger(warehouse).filter(
+        (pl.col("status") == "loaded") & (pl.col("schema") == schema) & pl.col("content_sha256").is_in(shas)
+        & (pl.col("period_start") <= lo) & (pl.col("period_end") >= hi)
+    )
+    for sha in shas:
+        rows = led.filter(pl.col("content_sha256") == sha)["series"].to_list()
+        if not any(series <= set((r or "").split(",")) for r in rows):
+            return False
+    return True

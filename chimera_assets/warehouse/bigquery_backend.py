@@ -18,6 +18,7 @@ never appear in an error message.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -26,6 +27,7 @@ import os
 import re
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -104,7 +106,7 @@ def _evolve(have: list, want: Sequence[Column], path: str, problems: list[str], 
             if not col.nullable:
                 problems.append(f"REQUIRED column {name} is missing (cannot be added to a table)")
                 continue
-            out.append(dataclass_replace_mode(schema_field(col), "NULLABLE"))
+            out.append(_with_mode(schema_field(col), "NULLABLE"))
             added.append(name)
             continue
         have_type = _LEGACY_TYPES.get(field.field_type, field.field_type)
@@ -120,7 +122,7 @@ def _evolve(have: list, want: Sequence[Column], path: str, problems: list[str], 
     return out
 
 
-def dataclass_replace_mode(field, mode: str):
+def _with_mode(field, mode: str):
     api = field.to_api_repr()
     api["mode"] = mode
     return type(field).from_api_repr(api)
@@ -145,6 +147,17 @@ def query_parameter(name: str, value: Any):
     else:
         raise TypeError(f"unsupported query parameter type for {name}: {type(value).__name__}")
     return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+@contextmanager
+def _quiet_storage_deprecation() -> Iterator[None]:
+    """google-cloud-bigquery 3.47 warns (PendingDeprecation) on every Storage Read page it turns into
+    arrow, suggesting pandas-gbq; the path works (it is the library's own), so keep the logs clean."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Retrieving Arrow record batches directly", category=PendingDeprecationWarning
+        )
+        yield
 
 
 def _error_text(exc: BaseException) -> str:
@@ -211,6 +224,10 @@ def _credentials_from_json(key_json: str):
 
 class BigQueryWarehouse(Warehouse):
     kind = "bigquery"
+    #: A BigQuery job may modify at most 4,000 partitions; wider writes are split by date windows,
+    max_partitions_per_merge: int = 3500
+    #: ... published in one multi-statement transaction (True) or as separate MERGE jobs (False).
+    atomic_windows: bool = True
 
     def __init__(
         self,
@@ -266,6 +283,21 @@ class BigQueryWarehouse(Warehouse):
             dataset_name=settings.dataset_name,
             **kwargs,
         )
+
+    @classmethod
+    def from_bigquery_resource(cls, resource: Any, settings: Settings, **kwargs: Any) -> BigQueryWarehouse:
+        """Use dagster-gcp's ``BigQueryResource`` (its project/location/``gcp_credentials``) for the client.
+
+        The client is built inside the resource's context (where its credentials are set up) and keeps
+        the loaded credentials afterwards. Settings still decide the dataset names."""
+        with resource.get_client() as client:
+            pass
+        settings = dataclasses.replace(
+            settings,
+            bq_project=resource.project or settings.bq_project or client.project,
+            bq_location=resource.location or settings.bq_location,
+        )
+        return cls.from_settings(settings, client=client, **kwargs)
 
     def __repr__(self) -> str:
         where = f", endpoint={self.endpoint!r}" if self.endpoint else ""
@@ -336,7 +368,7 @@ class BigQueryWarehouse(Warehouse):
             )
 
     def _job_labels(self, spec: TableSpec, op: str) -> dict[str, str]:
-        return {**self.labels, "op": op, "dataset": spec.schema, "table": spec.name[:63]}
+        return {**self.labels, "op": op, "dataset": spec.schema, "table": spec.name.lower()[:63]}
 
     # -- DDL ----------------------------------------------------------------------------------
     def _ensure_dataset(self, spec: TableSpec) -> None:
@@ -495,18 +527,77 @@ class BigQueryWarehouse(Warehouse):
                 audit(self._read_sql(spec, f"SELECT * FROM {self._sql_name(spec, staging)}", [], "audit"))  # noqa: S608 - names from the spec
             if self.before_commit is not None:
                 self.before_commit(spec)
-            sql, params = merge_statement(
-                spec, self._sql_name(spec), self._sql_name(spec, staging), slice_, BIGQUERY
-            )
-            job = self._run_dml(sql, params, spec)
-            log.info(
-                "merged %d row(s) into %s: %s affected, %s bytes billed, %.1fs",
-                frame.height, spec.fqn, job.num_dml_affected_rows, job.total_bytes_billed, time.monotonic() - t0,
-            )
+            for sql, params in self._merge_jobs(spec, frame, staging, slice_):
+                job = self._run_dml(sql, params, spec)
+                log.info(
+                    "merged into %s: %s row(s) affected, %s bytes billed (%d staged, %.1fs so far)",
+                    spec.fqn, job.num_dml_affected_rows, job.total_bytes_billed, frame.height,
+                    time.monotonic() - t0,
+                )
         finally:
             if staging is not None:
                 self._drop_staging(spec, staging)
         return MergeResult(spec.fqn, frame.height)
+
+    def _merge_jobs(
+        self, spec: TableSpec, frame: pl.DataFrame, staging: str, slice_: Slice | None
+    ) -> list[tuple[str, list[tuple[str, Any]]]]:
+        """The statement(s) publishing the staging table: normally ONE MERGE.
+
+        A write spanning more partition days than one BigQuery job may modify (4,000) is split into
+        one MERGE per window of dates: by default inside ONE multi-statement transaction (all or
+        nothing); with ``atomic_windows = False`` as separate jobs, each atomic and idempotent, so an
+        interruption leaves whole windows old or new (never a partial partition) and a re-run converges.
+        """
+        target, stg = self._sql_name(spec), self._sql_name(spec, staging)
+        windows = self._date_windows(spec, frame, slice_)
+        if windows is None:
+            return [merge_statement(spec, target, stg, slice_, BIGQUERY)]
+        assert spec.date_column is not None
+        date_col = BIGQUERY.quote(spec.date_column)
+        jobs: list[tuple[str, list[tuple[str, Any]]]] = []
+        for k, (lo, hi) in enumerate(windows):
+            source = f"(SELECT * FROM {stg} WHERE {date_col} BETWEEN @w{k}_lo AND @w{k}_hi)"  # noqa: S608 - spec names
+            sub = None
+            if slice_ is not None:
+                sub = Slice(tuple((sym, max(a, lo), min(b, hi)) for sym, a, b in slice_.ranges if a <= hi and b >= lo))
+            sql, named = merge_statement(spec, target, source, sub, BIGQUERY)
+            # Each window's slice parameters get their own names (@p3 -> @w2_p3).
+            sql = re.sub(r"@(p\d+)\b", rf"@w{k}_\1", sql)
+            jobs.append((sql, [(f"w{k}_lo", lo), (f"w{k}_hi", hi)] + [(f"w{k}_{n}", v) for n, v in named]))
+        log.info(
+            "%s: the write spans more than %d partition days: %d MERGEs%s", spec.fqn,
+            self.max_partitions_per_merge, len(jobs), " in one transaction" if self.atomic_windows else "",
+        )
+        if not self.atomic_windows:
+            return jobs
+        script = (
+            "BEGIN\n  BEGIN TRANSACTION;\n"
+            + "".join(f"{sql.rstrip()};\n" for sql, _ in jobs)
+            + "  COMMIT TRANSACTION;\nEXCEPTION WHEN ERROR THEN\n  ROLLBACK TRANSACTION;\n"
+            "  RAISE USING MESSAGE = @@error.message;\nEND;"
+        )
+        return [(script, [p for _, params in jobs for p in params])]
+
+    def _date_windows(
+        self, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None
+    ) -> list[tuple[dt.date, dt.date]] | None:
+        """Date windows of at most ``max_partitions_per_merge`` partition days each, or None when the
+        write fits one MERGE. The days a MERGE may modify: the slice's days (or, without a slice, the
+        frame's dates); a whole-table write of a partitioned table is never split."""
+        if spec.date_column is None or (slice_ is not None and slice_.everything):
+            return None
+        if slice_ is None:
+            days = set(frame.get_column(spec.date_column).unique().to_list())
+        else:
+            days = set()
+            for _, lo, hi in slice_.ranges:
+                days.update(lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1))
+        limit = self.max_partitions_per_merge
+        if len(days) <= limit:
+            return None
+        ordered = sorted(days)
+        return [(ordered[i], ordered[min(i + limit, len(ordered)) - 1]) for i in range(0, len(ordered), limit)]
 
     def _run_dml(self, sql: str, params: list[tuple[str, Any]], spec: TableSpec, attempts: int = 5):
         """Run one DML statement; retry only BigQuery's concurrent-DML conflicts (the statement is atomic,
@@ -554,11 +645,15 @@ class BigQueryWarehouse(Warehouse):
         if self.endpoint:
             if not self.storage_endpoint:  # the default Storage client would dial googleapis
                 return rows.to_arrow(create_bqstorage_client=False)
-            return rows.to_arrow(bqstorage_client=self._emulator_storage_client(), create_bqstorage_client=False)
+            with _quiet_storage_deprecation():
+                return rows.to_arrow(
+                    bqstorage_client=self._emulator_storage_client(), create_bqstorage_client=False
+                )
         from google.api_core import exceptions as api_exceptions
 
         try:
-            return rows.to_arrow(create_bqstorage_client=True)
+            with _quiet_storage_deprecation():
+                return rows.to_arrow(create_bqstorage_client=True)
         except (api_exceptions.PermissionDenied, api_exceptions.Forbidden) as exc:
             log.warning(
                 "BigQuery Storage Read API refused (%s); reading through the REST API instead (slower). "

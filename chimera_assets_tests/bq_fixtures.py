@@ -1,0 +1,124 @@
+"""Pytest fixtures for the BigQuery backend against the local emulator.
+
+Start the emulator and point the tests at it::
+
+    export CHIMERA_BQ_EMULATOR="$(bash .ci/bigquery_emulator.sh start 9050)"   # http://127.0.0.1:9050
+    .venv/bin/pytest -m bigquery
+    bash .ci/bigquery_emulator.sh stop
+
+Without ``CHIMERA_BQ_EMULATOR`` every test using these fixtures is skipped (with that reason).
+``CHIMERA_BQ_EMULATOR_GRPC`` ("127.0.0.1:9060") names the emulator's Storage Read gRPC port; by
+default the port ``.ci/bigquery_emulator.sh`` uses (REST port + 10) is tried, and reads fall back to
+REST paging when nothing listens there.
+
+Isolation: one random root per test session (``t<hex>_``), and each ``bigquery_warehouse`` gets its
+own dataset prefix under it (``t<hex>_<n>_``), so tests never see each other's tables. The datasets
+of a test are deleted when it ends, and any left over from the session when the session ends.
+
+To use them from a conftest (e.g. the backend-parametrised contract suite), import both fixtures::
+
+    from chimera_assets_tests.bq_fixtures import bigquery_session, bigquery_warehouse  # noqa: F401
+
+    @pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bigquery)])
+    def warehouse(request, tmp_path):
+        if request.param == "bigquery":
+            return request.getfixturevalue("bigquery_warehouse")
+        return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import pytest
+
+from chimera_assets.settings import SCHEMAS, get_settings
+from chimera_assets.warehouse.bigquery_backend import BigQueryWarehouse
+
+EMULATOR_ENV = "CHIMERA_BQ_EMULATOR"
+EMULATOR_PROJECT = "test"  # the --project the emulator is started with
+SKIP_REASON = (
+    f"{EMULATOR_ENV} is not set: start the BigQuery emulator with "
+    f'`export {EMULATOR_ENV}="$(bash .ci/bigquery_emulator.sh start 9050)"` to run BigQuery tests'
+)
+
+
+def _grpc_endpoint(rest_url: str) -> str | None:
+    explicit = os.environ.get("CHIMERA_BQ_EMULATOR_GRPC")
+    if explicit:
+        return explicit
+    u = urlparse(rest_url)
+    host, port = u.hostname or "127.0.0.1", (u.port or 80) + 10
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return f"{host}:{port}"
+    except OSError:
+        return None
+
+
+@dataclass
+class BigQuerySession:
+    endpoint: str
+    storage_endpoint: str | None
+    root_prefix: str
+    _counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def make_warehouse(self, prefix: str | None = None) -> BigQueryWarehouse:
+        """A warehouse on the emulator with its own datasets (``<root><n>_<schema>``)."""
+        prefix = prefix or f"{self.root_prefix}{next(self._counter)}_"
+        settings = dataclasses.replace(
+            get_settings({}),
+            warehouse="bigquery",
+            bq_project=EMULATOR_PROJECT,
+            bq_location="US",
+            bq_dataset_prefix=prefix,
+            bq_endpoint=self.endpoint,
+        )
+        return BigQueryWarehouse.from_settings(settings, storage_endpoint=self.storage_endpoint)
+
+    def sweep(self) -> None:
+        """Delete every dataset this session created (whatever a test left behind)."""
+        wh = self.make_warehouse(self.root_prefix)
+        try:
+            for ds in wh.client.list_datasets(EMULATOR_PROJECT):
+                if ds.dataset_id.startswith(self.root_prefix):
+                    wh.client.delete_dataset(ds.reference, delete_contents=True, not_found_ok=True)
+        finally:
+            wh.close()
+
+
+@pytest.fixture(scope="session")
+def bigquery_session() -> Iterator[BigQuerySession]:
+    endpoint = os.environ.get(EMULATOR_ENV)
+    if not endpoint:
+        pytest.skip(SKIP_REASON)
+    endpoint = endpoint.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/bigquery/v2/projects/{EMULATOR_PROJECT}/datasets", timeout=10):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        pytest.fail(f"{EMULATOR_ENV}={endpoint} is set but the emulator does not answer: {exc}")
+    session = BigQuerySession(endpoint, _grpc_endpoint(endpoint), f"t{uuid.uuid4().hex[:8]}_")
+    yield session
+    session.sweep()
+
+
+@pytest.fixture
+def bigquery_warehouse(bigquery_session: BigQuerySession) -> Iterator[BigQueryWarehouse]:
+    """A ``BigQueryWarehouse`` on the emulator with fresh, private datasets (deleted afterwards)."""
+    wh = bigquery_session.make_warehouse()
+    yield wh
+    wh.before_commit = None
+    try:
+        wh.drop_datasets(SCHEMAS)
+    finally:
+        wh.close()

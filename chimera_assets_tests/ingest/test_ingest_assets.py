@@ -1,0 +1,184 @@
+"""Raw ingestion through the Dagster assets: real batch counts, idempotency, the ledger, bad files."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+import pytest
+from databento import DBNStore
+
+from chimera_assets.demo_data import write_demo_files
+from chimera_assets.ingest.ledger import read_ledger
+from chimera_assets.runner import root_cause
+from chimera_assets.schemas import OHLCV_1H
+from chimera_assets.warehouse import get_warehouse
+from chimera_assets_tests.conftest import shared_data
+from chimera_assets_tests.dagster_helpers import run_range
+
+H1 = "market_data.databento_futures_ohlcv_1h"
+ROOTS = ("ZL", "MES", "ES")
+
+
+def _independent_counts(files: list[Path], series: list[str]) -> dict[str, int]:
+    """Records per series counted straight from the DBN (numpy + mapping intervals, no project code)."""
+    counts = dict.fromkeys(series, 0)
+    for f in files:
+        store = DBNStore.from_file(f)
+        arr = store.to_ndarray()
+        day = (arr["ts_event"] // 86_400_000_000_000).astype(np.int64)
+        for s in series:
+            for iv in store.metadata.mappings.get(s, []):
+                lo = (datetime.combine(iv["start_date"], datetime.min.time(), UTC).timestamp()) // 86400
+                hi = (datetime.combine(iv["end_date"], datetime.min.time(), UTC).timestamp()) // 86400
+                m = (arr["instrument_id"] == int(iv["symbol"])) & (day >= lo) & (day < hi)
+                counts[s] += int(m.sum())
+    return counts
+
+
+def _trade_date(ts: datetime) -> date:
+    d = (ts.astimezone(ZoneInfo("America/Chicago")) + timedelta(hours=7)).date()
+    return d + timedelta(days=(7 - d.weekday()) % 7) if d.weekday() >= 5 else d
+
+
+@pytest.fixture(scope="module")
+def real_1h(tmp_path_factory):
+    """The whole real batch ingested for ZL, MES, ES in ONE Dagster run."""
+    batch = shared_data("databento-batch")
+    home = tmp_path_factory.mktemp("ingest_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHIMERA_HOME", str(home))
+    mp.setenv("CHIMERA_LANDING_DIR", str(batch))
+    res = run_range([H1], "2024-01-01", "2025-12-16", "ZL", "ES")
+    wh = get_warehouse()
+    mp.undo()
+    return batch, res, wh, home
+
+
+def test_real_batch_row_counts_equal_file_records_per_series(real_1h):
+    batch, res, wh, _ = real_1h
+    assert res.success
+    files = sorted(batch.rglob("*.dbn.zst"))
+    expected = _independent_counts(files, [f"{r}.v.0" for r in ROOTS])
+    got = dict(wh.read(OHLCV_1H, columns=["symbol"]).group_by("symbol").len().rows())
+    assert {r: got.get(r, 0) for r in ROOTS} == {r: expected[f"{r}.v.0"] for r in ROOTS}
+    assert min(got.values()) > 9_000  # two years of hourly bars per root
+
+
+def test_real_batch_trade_dates_and_instruments_recomputed_for_20_random_bars(real_1h):
+    batch, _, wh, _ = real_1h
+    rows = wh.read(OHLCV_1H).sample(20, seed=11)
+    by_file = {}
+    for f in sorted(batch.rglob("*.dbn.zst")):
+        store = DBNStore.from_file(f)
+        by_file[f] = store
+    for r in rows.iter_rows(named=True):
+        assert r["trade_date"] == _trade_date(r["ts_event"]), r
+        # The instrument must be the one the metadata maps the series to on that UTC day.
+        day = r["ts_event"].date()
+        ids = {
+            int(iv["symbol"])
+            for store in by_file.values()
+            for iv in store.metadata.mappings.get(r["series"], [])
+            if iv["start_date"] <= day < iv["end_date"]
+        }
+        assert r["instrument_id"] in ids, r
+        assert r["symbol"] == r["series"].split(".")[0]
+
+
+def test_reingest_is_skipped_unchanged_and_counts_do_not_move(real_1h, monkeypatch):
+    batch, _, wh, home = real_1h
+    monkeypatch.setenv("CHIMERA_HOME", str(home))
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(batch))
+    before = wh.read(OHLCV_1H, columns=["symbol"]).height
+    res = run_range([H1], "2024-01-01", "2025-12-16", "ZL", "ES")
+    assert res.success
+    assert wh.read(OHLCV_1H, columns=["symbol"]).height == before
+    led = read_ledger(wh).filter(pl.col("schema") == "ohlcv-1h")
+    statuses = led.sort("finished_at")["status"].to_list()
+    assert statuses.count("loaded") == 24 and statuses.count("skipped_unchanged") == 24
+    assert statuses.index("skipped_unchanged") > max(i for i, s in enumerate(statuses) if s == "loaded")
+
+
+def test_overlapping_second_copy_changes_no_count(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    write_demo_files(landing / "monthly", ["ZL", "MES"], date(2024, 3, 1), date(2024, 4, 1))
+    assert run_range([H1], "2024-03-01", "2024-03-29", "ZL", "MES").success
+    wh = get_warehouse()
+    before = wh.read(OHLCV_1H).drop("load_id").sort("ts_event", "symbol")
+    # The same days cut another way: daily files overlapping the monthly one (different bytes).
+    write_demo_files(landing / "daily", ["ZL", "MES"], date(2024, 3, 10), date(2024, 3, 20), files="daily")
+    assert run_range([H1], "2024-03-01", "2024-03-29", "ZL", "MES").success
+    after = wh.read(OHLCV_1H).drop("load_id").sort("ts_event", "symbol")
+    assert after.equals(before)
+    assert after.select("ts_event", "symbol", "instrument_id").is_duplicated().sum() == 0
+
+
+def _truncate(src: Path, dst: Path) -> None:
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().stream_reader(src.open("rb")).read()
+    dst.write_bytes(zstandard.ZstdCompressor().compress(raw[: len(raw) - 17]))
+
+
+def _unknown_schema(dst: Path) -> None:
+    import databento_dbn as dbn
+
+    meta = dbn.Metadata(
+        dataset="GLBX.MDP3", schema=dbn.Schema.TRADES, start=1_704_067_200_000_000_000,
+        end=1_704_153_600_000_000_000, stype_in=dbn.SType.CONTINUOUS, stype_out=dbn.SType.INSTRUMENT_ID,
+        symbols=["ZL.v.0"], mappings=[], version=3,
+    )
+    dst.write_bytes(meta.encode())
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "garbage", "unknown_schema"])
+def test_bad_file_fails_once_naming_it_with_a_failed_ledger_row_and_tables_unchanged(tmp_path, monkeypatch, kind):
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    good = write_demo_files(landing, ["ZL"], date(2024, 3, 1), date(2024, 3, 8), files="daily")
+    assert run_range([H1], "2024-03-01", "2024-03-07", "ZL").success
+    wh = get_warehouse()
+    before = wh.read(OHLCV_1H).sort("ts_event")
+    bad = landing / f"bad-{kind}.dbn.zst"
+    if kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "truncated":
+        _truncate(good[2], bad)
+        good[2].unlink()
+    elif kind == "garbage":
+        bad.write_bytes(b"this is not DBN at all\n" * 10)
+    else:
+        _unknown_schema(bad)
+    res = run_range([H1], "2024-03-01", "2024-03-07", "ZL", raise_on_error=False)
+    assert not res.success
+    failures = [e for e in res.all_events if e.is_step_failure]
+    assert len(failures) == 1
+    msg = root_cause(failures[0].step_failure_data.error)
+    assert str(bad) in msg, msg
+    assert wh.read(OHLCV_1H).sort("ts_event").equals(before)
+    led = read_ledger(wh)
+    failed = led.filter(pl.col("status") == "failed")
+    assert failed["file_path"].to_list() == [str(bad)] and failed["error"][0]
+
+
+def test_copy_of_real_file_under_another_name_is_skipped_by_sha(tmp_path, monkeypatch):
+    batch = shared_data("databento-batch")
+    src = sorted(batch.rglob("*.dbn.zst"))[0]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copy(src, landing / src.name)
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    assert run_range([H1], "2024-01-02", "2024-01-31", "ZL").success
+    n = get_warehouse().read(OHLCV_1H).height
+    shutil.copy(src, landing / ("copy-" + src.name))
+    assert run_range([H1], "2024-01-02", "2024-01-31", "ZL").success
+    led = read_ledger(get_warehouse())
+    assert get_warehouse().read(OHLCV_1H).height == n
+    # The copy has the same sha256 as the loaded original: both are reported unchanged, nothing reloaded.
+    assert led.filter(pl.col("status") == "skipped_unchanged").height == 2
