@@ -2,39 +2,43 @@
 and the training tables.
 
 Why not ``AutomationCondition.eager()``: it only looks at the latest time window (the landing
-sensor loads OLD dates too), and its ``~any_deps_missing`` never holds here because the feature
-assets read LOOKBACK windows (``market_features`` reads 300 prior date partitions of
+sensor loads OLD dates too), and its ``~any_deps_missing`` never holds here: session bars depend
+on every raw bar table (1m, 1h, 1d, statistics) while a root loads only some of them, and the
+feature assets read LOOKBACK windows (``market_features`` reads 300 prior trade dates of
 ``session_bars``) that always contain partitions which will never exist (before the data starts,
-holidays). Dagster's ``will_be_requested`` also refuses to look through a lookback
-``MultiPartitionMapping``, so with built-in pieces only, a new raw partition would need one tick per
-graph level to reach the matrix.
+holidays). Dagster's ``will_be_requested`` also stops at any non-identity partition mapping.
 
-The condition used for every date x root asset below the raw tables (``partition_flow``) is::
+The condition of every date x root asset below the raw tables (``partition_flow``) is::
 
-    deps_updated.since_last_handled()      # a parent partition was updated by another run, or is
-                                           # requested in this same tick (any partition mapping)
-    & same_partition_present(primary)      # ... and THIS (date, root) has a session: the same key
-                                           # of the primary parent is materialized or requested now
+    within_lookback(n, deps_updated).since_last_handled()
+                      # a parent partition (D, root) was updated by a run that did not also target
+                      # this asset, or is requested in this same tick; true for (D..D+n, root)
+    & same_partition_present(primary)
+                      # ... and THIS (date, root) has a session: the same key of the primary
+                      # parent is materialized or requested now (raw bars for session bars)
     & ~in_progress & ~any_deps_in_progress
 
-``deps_updated`` maps an updated parent partition through the lookback mapping, so a late
-partition D also reaches the later sessions whose rolling features read D (D+1..D+300 for
-``market_features``); the gate keeps that to sessions that exist, so no empty partition is ever
+``n`` is the asset's lookback in trade-date partitions (``chimera/lookback_trade_dates`` metadata,
+e.g. 300 for ``market_features``): a LATE partition D also reaches the later sessions whose rolling
+features read D, while the gate keeps that to sessions that exist, so no empty partition is ever
 computed for a holiday or a date before the data starts. A daily update (D = the newest session)
-therefore requests exactly (D, root) for every asset, in one run per tick.
+therefore requests exactly (D, root) for every asset up to the matrix, in one run, in one tick.
 
 ``consolidated_features`` additionally waits for ``policy_features`` of its date (a date-only asset
 that cannot share a run with date x root assets); ``policy_features`` is requested when raw data
 for its date starts loading, daily at 16:05 CT for the current date, and for every date when the
 policy events table changes. The training tables (unpartitioned) rebuild after the matrix updates.
 
-The custom pieces (``SamePartitionPresent``, ``RequestedThisTick``) are not serializable built-ins,
-so the automation sensor evaluates in the code server (``use_user_code_server=True``).
+The custom pieces (``SamePartitionPresent``, ``RequestedThisTick``, ``WithinLookback``) are not
+serializable built-ins, so the automation sensor evaluates in the code server
+(``use_user_code_server=True``).
 """
 
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -51,11 +55,15 @@ GOLDEN_ZONE = dg.AssetKey(["features", "golden_zone"])
 POLICY_FEATURES = dg.AssetKey(["features", "policy_features"])
 CONSOLIDATED = dg.AssetKey(["features", "consolidated_features"])
 DAILY_ML_MATRIX = dg.AssetKey(["features", "daily_ml_matrix"])
+LOAD_STATE = dg.AssetKey(["ops", "databento_load_state"])
 
 # policy features of date D use events before 16:00 CT on D: compute the current date after that.
 POLICY_CRON = "5 16 * * 1-5"
 CHICAGO = "America/Chicago"
 AUTOMATION_SENSOR_NAME = "chimera_automation"
+LOOKBACK_METADATA = "chimera/lookback_trade_dates"
+# Used when an asset does not declare LOOKBACK_METADATA (the trade dates each one reads back).
+DEFAULT_LOOKBACKS = {SESSION_BARS: 35, MARKET_FEATURES: 300, PIVOTS: 15, GOLDEN_ZONE: 130}
 DEFAULT_AUTOMATION_INTERVAL_S = 30
 
 
@@ -66,6 +74,81 @@ DEFAULT_AUTOMATION_INTERVAL_S = 30
 
 def _partition_keys_of(subset) -> set[str]:
     return set(subset.expensively_compute_partition_keys())
+
+
+def last_partition_date(now: datetime | None = None) -> date:
+    """The newest trade-date partition at ``now``: the trade-date partitions are the America/Chicago
+    weekdays and include the current one (``end_offset=1``)."""
+    d = (now or datetime.now(UTC)).astimezone(ZoneInfo(CHICAGO)).date()
+    while d.weekday() >= 5:
+        d -= timedelta(days=1)
+    return d
+
+
+def next_trade_dates(d: date, n: int, last: date) -> list[date]:
+    """The ``n`` trade-date partitions (Mon-Fri) after ``d``, not beyond ``last``."""
+    out = []
+    while len(out) < n:
+        d += timedelta(days=1)
+        if d > last:
+            break
+        if d.weekday() < 5:
+            out.append(d)
+    return out
+
+
+class WithinLookback(dg.AutomationCondition):
+    """True for (D', root) when ``operand`` is true for (D, root) with D among the ``n`` trade-date
+    partitions up to D': an update of D matters to every later partition whose lookback reads it.
+
+    The lookbacks are read straight from the warehouse (not through Dagster partition mappings, which
+    cost too much bookkeeping for 300-date windows), so the graph edges are identity and this piece
+    puts the lookback back into the automation.
+    """
+
+    def __init__(self, operand: dg.AutomationCondition, n: int):
+        self.operand = operand
+        self.n = int(n)
+
+    @property
+    def name(self) -> str:
+        return f"within_lookback({self.n})"
+
+    @property
+    def description(self) -> str:
+        return f"Any of the {self.n} earlier trade dates (or this one) matches"
+
+    @property
+    def children(self) -> Sequence[dg.AutomationCondition]:
+        return [self.operand]
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        child = await context.for_child_condition(
+            self.operand, child_indices=[0], candidate_subset=context.candidate_subset
+        ).evaluate_async()
+        pdef = context.partitions_def
+        if child.true_subset.is_empty or self.n <= 0 or not isinstance(pdef, dg.MultiPartitionsDefinition):
+            return dg.AutomationResult(context, child.true_subset, child_results=[child])
+        last = last_partition_date(context.evaluation_time)
+        later: set[str] = set()
+        for key in _partition_keys_of(child.true_subset):
+            dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else dict(
+                zip((DATE_DIM, SYMBOL_DIM), str(key).split("|"), strict=True)
+            )
+            for d in next_trade_dates(date.fromisoformat(dims[DATE_DIM]), self.n, last):
+                later.add(dg.MultiPartitionKey({DATE_DIM: d.isoformat(), SYMBOL_DIM: dims[SYMBOL_DIM]}))
+        expanded = child.true_subset
+        if later:
+            expanded = expanded.compute_union(
+                context.asset_graph_view.get_subset_from_partition_keys(context.key, pdef, later)
+            )
+        return dg.AutomationResult(
+            context, context.candidate_subset.compute_intersection(expanded), child_results=[child]
+        )
 
 
 class SamePartitionPresent(dg.AutomationCondition):
@@ -188,13 +271,18 @@ def deps_updated(ignore: Iterable[dg.AssetKey] = ()) -> dg.AutomationCondition:
 
 
 def partition_flow(
-    primary: Sequence[dg.AssetKey], *, ignore: Iterable[dg.AssetKey] = (), extra: dg.AutomationCondition | None = None
+    primary: Sequence[dg.AssetKey],
+    *,
+    lookback: int = 0,
+    ignore: Iterable[dg.AssetKey] = (),
+    extra: dg.AutomationCondition | None = None,
 ) -> dg.AutomationCondition:
-    """The condition of a date x root asset whose session exists when ``primary`` has the same key."""
-    parts = [
-        deps_updated(ignore).since_last_handled(),
-        SamePartitionPresent(primary),
-    ]
+    """The condition of a date x root asset reading ``lookback`` earlier trade dates, whose session
+    exists when ``primary`` has the same key."""
+    trigger = deps_updated(ignore)
+    if lookback > 0:
+        trigger = WithinLookback(trigger, lookback)
+    parts = [trigger.since_last_handled(), SamePartitionPresent(primary)]
     if extra is not None:
         parts.append(extra)
     parts += [~AC.in_progress(), ~AC.any_deps_in_progress()]
@@ -235,28 +323,45 @@ def training_condition() -> dg.AutomationCondition:
     ).with_label("chimera_training_flow")
 
 
-def conditions_by_key() -> dict[dg.AssetKey, dg.AutomationCondition]:
-    """The automation condition of every automated asset except the per-root training tables."""
+def ledger_condition() -> dg.AutomationCondition:
+    """``ops.databento_load_state`` (the ledger summary) refreshes after raw loads have finished."""
+    return (
+        AC.any_deps_updated().since_last_handled() & ~AC.in_progress() & ~AC.any_deps_in_progress()
+    ).with_label("chimera_ledger_flow")
+
+
+def conditions_by_key(lookbacks: dict[dg.AssetKey, int] | None = None) -> dict[dg.AssetKey, dg.AutomationCondition]:
+    """The automation condition of every automated asset except the per-root training tables.
+
+    ``lookbacks``: trade dates each asset reads back (default: ``DEFAULT_LOOKBACKS``)."""
+    lb = {**DEFAULT_LOOKBACKS, **(lookbacks or {})}
     return {
-        SESSION_BARS: partition_flow(RAW_BARS),
-        MARKET_FEATURES: partition_flow([SESSION_BARS]),
-        PIVOTS: partition_flow([SESSION_BARS]),
-        GOLDEN_ZONE: partition_flow([SESSION_BARS]),
+        SESSION_BARS: partition_flow(RAW_BARS, lookback=lb.get(SESSION_BARS, 0)),
+        MARKET_FEATURES: partition_flow([SESSION_BARS], lookback=lb.get(MARKET_FEATURES, 0)),
+        PIVOTS: partition_flow([SESSION_BARS], lookback=lb.get(PIVOTS, 0)),
+        GOLDEN_ZONE: partition_flow([SESSION_BARS], lookback=lb.get(GOLDEN_ZONE, 0)),
         POLICY_FEATURES: policy_condition(),
         CONSOLIDATED: partition_flow([SESSION_BARS], extra=policy_ready()),
         # pivots reach the matrix through consolidated_features: wait for that one
         DAILY_ML_MATRIX: partition_flow([CONSOLIDATED], ignore=[PIVOTS]),
+        LOAD_STATE: ledger_condition(),
     }
 
 
-def condition_for(key: dg.AssetKey) -> dg.AutomationCondition | None:
+def condition_for(key: dg.AssetKey, lookback: int | None = None) -> dg.AutomationCondition | None:
     """The condition for ``key`` (None for raw and reference assets: sensors/users drive those)."""
-    found = conditions_by_key().get(key)
+    found = conditions_by_key({key: lookback} if lookback is not None else None).get(key)
     if found is not None:
         return found
     if key.path[0] == "training" and key.path[-1].endswith("_training_daily"):
         return training_condition()
     return None
+
+
+def _declared_lookback(spec: dg.AssetSpec) -> int | None:
+    value = (spec.metadata or {}).get(LOOKBACK_METADATA)
+    value = getattr(value, "value", value)
+    return int(value) if value is not None else None
 
 
 def with_automation(assets: Iterable) -> list:
@@ -269,7 +374,7 @@ def with_automation(assets: Iterable) -> list:
         if isinstance(a, dg.AssetsDefinition) and any(condition_for(k) is not None for k in a.keys):
 
             def _apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-                cond = condition_for(spec.key)
+                cond = condition_for(spec.key, _declared_lookback(spec))
                 return spec if cond is None else spec.replace_attributes(automation_condition=cond)
 
             a = a.map_asset_specs(_apply)

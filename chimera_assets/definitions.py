@@ -11,14 +11,23 @@ from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
+from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
 from chimera_assets.resources import DatabentoSource
+from chimera_assets.sensors import build_sensors_and_schedules
 
 
 def build_definitions(source_mode: str = "landing") -> dg.Definitions:
     warehouse = WarehouseResource()
+    auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
     return dg.Definitions(
-        assets=[*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()],
+        assets=with_automation([*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()]),
+        jobs=auto.jobs,
+        sensors=[*auto.sensors, automation_sensor()],
+        schedules=auto.schedules,
+        # Steps run one after another in the run's process: a step subprocess costs 5-15 s of imports
+        # and DuckDB allows one writer at a time anyway (sensor/automation runs are small).
+        executor=dg.in_process_executor,
         resources={
             "warehouse": warehouse,
             "warehouse_io": WarehouseIOManager(warehouse=warehouse),

@@ -44,12 +44,20 @@ class WarehouseResource(dg.ConfigurableResource):
     duckdb_path: str | None = None
 
     def get(self) -> Warehouse:
+        """One warehouse object per process and configuration (a BigQuery client is costly to build)."""
         settings = get_settings()
-        if self.duckdb_path and settings.warehouse == "duckdb":
-            from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
+        key = (settings, self.duckdb_path)
+        if key not in _WAREHOUSES:
+            if self.duckdb_path and settings.warehouse == "duckdb":
+                from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
-            return DuckDBWarehouse(self.duckdb_path)
-        return get_warehouse(settings)
+                _WAREHOUSES[key] = DuckDBWarehouse(self.duckdb_path)
+            else:
+                _WAREHOUSES[key] = get_warehouse(settings)
+        return _WAREHOUSES[key]
+
+
+_WAREHOUSES: dict = {}
 
 
 # Blocking audits (write-audit-publish) registered per table by the checks module.

@@ -20,7 +20,7 @@ Nothing here opens a connection: importing the package must have no side effects
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 WAREHOUSE_KINDS = ("duckdb", "bigquery")
@@ -45,7 +45,6 @@ class Settings:
     bq_location: str = "US"
     bq_dataset_prefix: str = ""
     bq_endpoint: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def dataset_name(self, schema: str) -> str:
         if schema not in SCHEMAS:

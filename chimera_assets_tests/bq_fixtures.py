@@ -15,15 +15,17 @@ Isolation: one random root per test session (``t<hex>_``), and each ``bigquery_w
 own dataset prefix under it (``t<hex>_<n>_``), so tests never see each other's tables. The datasets
 of a test are deleted when it ends, and any left over from the session when the session ends.
 
-To use them from a conftest (e.g. the backend-parametrised contract suite), import both fixtures::
-
-    from chimera_assets_tests.bq_fixtures import bigquery_session, bigquery_warehouse  # noqa: F401
+From a conftest fixture (e.g. the backend-parametrised contract suite), call
+``make_bigquery_warehouse(request)``; nothing needs importing as a fixture::
 
     @pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bigquery)])
     def warehouse(request, tmp_path):
         if request.param == "bigquery":
-            return request.getfixturevalue("bigquery_warehouse")
+            return make_bigquery_warehouse(request)
         return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+
+or import the ``bigquery_warehouse`` fixture (``from chimera_assets_tests.bq_fixtures import
+bigquery_warehouse``). Both share one session per pytest run.
 """
 
 from __future__ import annotations
@@ -96,8 +98,12 @@ class BigQuerySession:
             wh.close()
 
 
-@pytest.fixture(scope="session")
-def bigquery_session() -> Iterator[BigQuerySession]:
+# One emulator session per pytest run (keyed by its config), shared by the fixtures below and by
+# ``make_bigquery_warehouse`` (which conftest fixtures call without importing any fixture).
+_SESSIONS: dict[int, BigQuerySession] = {}
+
+
+def _open_session() -> BigQuerySession:
     endpoint = os.environ.get(EMULATOR_ENV)
     if not endpoint:
         pytest.skip(SKIP_REASON)
@@ -107,18 +113,49 @@ def bigquery_session() -> Iterator[BigQuerySession]:
             pass
     except (urllib.error.URLError, OSError) as exc:
         pytest.fail(f"{EMULATOR_ENV}={endpoint} is set but the emulator does not answer: {exc}")
-    session = BigQuerySession(endpoint, _grpc_endpoint(endpoint), f"t{uuid.uuid4().hex[:8]}_")
-    yield session
-    session.sweep()
+    return BigQuerySession(endpoint, _grpc_endpoint(endpoint), f"t{uuid.uuid4().hex[:8]}_")
 
 
-@pytest.fixture
-def bigquery_warehouse(bigquery_session: BigQuerySession) -> Iterator[BigQueryWarehouse]:
-    """A ``BigQueryWarehouse`` on the emulator with fresh, private datasets (deleted afterwards)."""
-    wh = bigquery_session.make_warehouse()
-    yield wh
+def session_for(config: pytest.Config) -> BigQuerySession:
+    """The run's emulator session; its datasets are swept when pytest finishes."""
+    key = id(config)
+    session = _SESSIONS.get(key)
+    if session is None:
+        session = _SESSIONS[key] = _open_session()
+
+        def cleanup() -> None:
+            _SESSIONS.pop(key, None)
+            try:
+                session.sweep()
+            except Exception as exc:  # the emulator may already be gone; never fail the run here
+                print(f"bq_fixtures: could not delete the session's datasets: {exc}")
+
+        config.add_cleanup(cleanup)
+    return session
+
+
+def _close(wh: BigQueryWarehouse) -> None:
     wh.before_commit = None
     try:
         wh.drop_datasets(SCHEMAS)
     finally:
         wh.close()
+
+
+def make_bigquery_warehouse(request: pytest.FixtureRequest) -> BigQueryWarehouse:
+    """A ``BigQueryWarehouse`` on the emulator with fresh, private datasets, deleted when the requesting
+    test ends. Skips the test (with the reason) when CHIMERA_BQ_EMULATOR is not set."""
+    wh = session_for(request.config).make_warehouse()
+    request.addfinalizer(lambda: _close(wh))
+    return wh
+
+
+@pytest.fixture(scope="session")
+def bigquery_session(request: pytest.FixtureRequest) -> BigQuerySession:
+    return session_for(request.config)
+
+
+@pytest.fixture
+def bigquery_warehouse(request: pytest.FixtureRequest) -> BigQueryWarehouse:
+    """A ``BigQueryWarehouse`` on the emulator with fresh, private datasets (deleted afterwards)."""
+    return make_bigquery_warehouse(request)

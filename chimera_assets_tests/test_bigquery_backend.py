@@ -25,7 +25,7 @@ from chimera_assets.warehouse.bigquery_backend import (
     make_client,
     query_parameter,
 )
-from chimera_assets_tests.bq_fixtures import bigquery_session, bigquery_warehouse  # noqa: F401
+from chimera_assets_tests.bq_fixtures import bigquery_warehouse  # noqa: F401
 
 bigquery = pytest.mark.bigquery
 

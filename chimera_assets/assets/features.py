@@ -15,9 +15,9 @@ from chimera_assets.assets.common import (
     WAREHOUSE_IO,
     WRITER_POOL,
     date_of_multi,
-    lookback,
     multi_partitions,
     only_run_keys,
+    read_lookback,
     run_keys,
 )
 from chimera_assets.features.golden_zone import compute_golden_zone
@@ -26,6 +26,7 @@ from chimera_assets.features.pivots import compute_pivots
 from chimera_assets.features.policy import compute_policy_features
 from chimera_assets.features.regimes import load_regimes, regime_for_dates
 from chimera_assets.features.session_bars import build_session_bars
+from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.matrix import build_consolidated, build_daily_ml_matrix
 from chimera_assets.partitions import parse_partition_keys, trade_date_partitions
 from chimera_assets.schemas import (
@@ -33,9 +34,13 @@ from chimera_assets.schemas import (
     DAILY_ML_MATRIX,
     GOLDEN_ZONE,
     MARKET_FEATURES,
+    OHLCV_1D,
+    OHLCV_1H,
+    OHLCV_1M,
     PIVOTS,
     POLICY_FEATURES,
     SESSION_BARS,
+    STATISTICS,
 )
 from chimera_assets.settings import get_settings
 from chimera_assets.universe import get_universe
@@ -59,16 +64,22 @@ RAW_STATS = dg.AssetKey(["market_data", "databento_futures_statistics"])
 POLICY_EVENTS_KEY = dg.AssetKey(["reference", "policy_events"])
 
 
-def _asset(spec, ins: dict[str, dg.AssetIn], **kw):
+def _asset(spec, lookback_dates: int | None = None, **kw):
+    """A date x root feature asset written through the MERGE IO manager.
+
+    ``lookback_dates`` is recorded as metadata: how many earlier trade-date partitions of its
+    upstream tables the asset reads besides its own partitions.
+    """
+    metadata = {"chimera/lookback_trade_dates": lookback_dates or 0}
     return dg.asset(
         key=_k(spec),
-        ins=ins,
         partitions_def=kw.pop("partitions_def", None) or multi_partitions(),
         backfill_policy=SINGLE_RUN,
         io_manager_key=WAREHOUSE_IO,
         group_name=GROUP,
         pool=WRITER_POOL,
         kinds={"polars"},
+        metadata=metadata,
         **kw,
     )
 
@@ -81,28 +92,25 @@ def settlements_from_statistics(stats: pl.DataFrame) -> pl.DataFrame:
     return settle.join(oi, on=key, how="full", coalesce=True)
 
 
+def _none_if_empty(frame: pl.DataFrame) -> pl.DataFrame | None:
+    return frame if frame.height else None
+
+
 @_asset(
     SESSION_BARS,
-    ins={
-        "bars_1m": dg.AssetIn(RAW_1M, partition_mapping=lookback(SESSION_FLAG_LOOKBACK)),
-        "bars_1h": dg.AssetIn(RAW_1H, partition_mapping=lookback(SESSION_FLAG_LOOKBACK)),
-        "bars_1d": dg.AssetIn(RAW_1D, partition_mapping=lookback(SESSION_FLAG_LOOKBACK)),
-        "statistics": dg.AssetIn(RAW_STATS, partition_mapping=lookback(SESSION_FLAG_LOOKBACK)),
-    },
+    lookback_dates=SESSION_FLAG_LOOKBACK,
+    deps=[RAW_1M, RAW_1H, RAW_1D, RAW_STATS],
     description="One OHLCV row per (trade_date, root) from the finest loaded frequency; roll and thin flags.",
 )
-def session_bars(
-    context: dg.AssetExecutionContext,
-    bars_1m: pl.DataFrame,
-    bars_1h: pl.DataFrame,
-    bars_1d: pl.DataFrame,
-    statistics: pl.DataFrame,
-) -> pl.DataFrame:
+def session_bars(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+    wh = warehouse.get()
+    n = SESSION_FLAG_LOOKBACK
+    stats = read_lookback(wh, STATISTICS, context, n)
     bars = build_session_bars(
-        bars_1m if bars_1m.height else None,
-        bars_1h if bars_1h.height else None,
-        bars_1d if bars_1d.height else None,
-        settlements_from_statistics(statistics) if statistics.height else None,
+        _none_if_empty(read_lookback(wh, OHLCV_1M, context, n)),
+        _none_if_empty(read_lookback(wh, OHLCV_1H, context, n)),
+        _none_if_empty(read_lookback(wh, OHLCV_1D, context, n)),
+        settlements_from_statistics(stats) if stats.height else None,
     )
     out = only_run_keys(bars, run_keys(context))
     context.log.info(f"session_bars: {out.height} session(s) for {len(context.partition_keys)} partition(s)")
@@ -111,44 +119,50 @@ def session_bars(
 
 @_asset(
     MARKET_FEATURES,
-    ins={
-        "bars_1h": dg.AssetIn(RAW_1H, partition_mapping=lookback(MARKET_LOOKBACK)),
-        "session_bars": dg.AssetIn(_k(SESSION_BARS), partition_mapping=lookback(MARKET_LOOKBACK)),
-    },
+    lookback_dates=MARKET_LOOKBACK,
+    deps=[RAW_1H, _k(SESSION_BARS)],
     description="vwap, realized_vol_1h, rv20, vol_percentile, k_vol (point in time).",
 )
-def market_features(
-    context: dg.AssetExecutionContext, bars_1h: pl.DataFrame, session_bars: pl.DataFrame
-) -> pl.DataFrame:
-    feats = compute_market_features(bars_1h if bars_1h.height else None, session_bars)
+def market_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+    wh = warehouse.get()
+    bars_1h = read_lookback(wh, OHLCV_1H, context, MARKET_LOOKBACK)
+    bars_1m = read_lookback(wh, OHLCV_1M, context, 0)
+    sessions = read_lookback(wh, SESSION_BARS, context, MARKET_LOOKBACK)
+    feats = compute_market_features(_none_if_empty(bars_1h), sessions, _none_if_empty(bars_1m))
     return only_run_keys(feats, run_keys(context)).select(MARKET_FEATURES.column_names)
 
 
 @_asset(
     PIVOTS,
-    ins={"session_bars": dg.AssetIn(_k(SESSION_BARS), partition_mapping=lookback(PIVOT_LOOKBACK))},
+    lookback_dates=PIVOT_LOOKBACK,
+    deps=[_k(SESSION_BARS)],
     description="Floor-trader pivots from the previous session, weekly pivot, distances.",
 )
-def pivots(context: dg.AssetExecutionContext, session_bars: pl.DataFrame) -> pl.DataFrame:
-    return only_run_keys(compute_pivots(session_bars), run_keys(context)).select(PIVOTS.column_names)
+def pivots(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+    sessions = read_lookback(warehouse.get(), SESSION_BARS, context, PIVOT_LOOKBACK)
+    return only_run_keys(compute_pivots(sessions), run_keys(context)).select(PIVOTS.column_names)
 
 
 @_asset(
     GOLDEN_ZONE,
-    ins={
-        "bars_1h": dg.AssetIn(RAW_1H, partition_mapping=lookback(GOLDEN_LOOKBACK)),
-        "session_bars": dg.AssetIn(_k(SESSION_BARS)),
-    },
+    lookback_dates=GOLDEN_LOOKBACK,
+    deps=[RAW_1H, _k(SESSION_BARS)],
     description="Golden-zone state from 1h zig-zag swings (golden-zone roots only; NULL elsewhere).",
 )
-def golden_zone(
-    context: dg.AssetExecutionContext, bars_1h: pl.DataFrame, session_bars: pl.DataFrame
-) -> pl.DataFrame:
+def golden_zone(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+    wh = warehouse.get()
     roots = get_universe().golden_zone_roots
-    gz = compute_golden_zone(bars_1h, roots) if bars_1h.height else GOLDEN_ZONE.empty_frame()
+    keys = run_keys(context)
+    wanted = [r for r in keys["symbol"].unique().to_list() if r in roots]
+    gz = GOLDEN_ZONE.empty_frame()
+    if wanted:
+        bars_1h = read_lookback(wh, OHLCV_1H, context, GOLDEN_LOOKBACK).filter(pl.col("symbol").is_in(wanted))
+        if bars_1h.height:
+            gz = compute_golden_zone(bars_1h, roots)
     # One row per session of the run: NULL features for roots without the family or without data.
-    frame = session_bars.select("trade_date", "symbol").join(gz, on=["trade_date", "symbol"], how="left")
-    return only_run_keys(frame, run_keys(context)).select(GOLDEN_ZONE.column_names)
+    sessions = read_lookback(wh, SESSION_BARS, context, 0).select("trade_date", "symbol")
+    frame = sessions.join(gz, on=["trade_date", "symbol"], how="left")
+    return only_run_keys(frame, keys).select(GOLDEN_ZONE.column_names)
 
 
 @_asset(

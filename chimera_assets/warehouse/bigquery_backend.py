@@ -83,7 +83,7 @@ def _schema_as_list(fields: Sequence) -> list[dict]:
     """SchemaFields as plain nested data: [{"name", "type", "mode", "fields": [...]}]."""
     out = []
     for f in fields:
-        ftype = "STRUCT" if f.field_type in ("RECORD", "STRUCT") else _LEGACY_TYPES.get(f.field_type, f.field_type)
+        ftype = _LEGACY_TYPES.get(f.field_type, f.field_type)
         item: dict[str, Any] = {"name": f.name, "type": ftype, "mode": f.mode or "NULLABLE"}
         if f.fields:
             item["fields"] = _schema_as_list(f.fields)
@@ -106,7 +106,7 @@ def _evolve(have: list, want: Sequence[Column], path: str, problems: list[str], 
             if not col.nullable:
                 problems.append(f"REQUIRED column {name} is missing (cannot be added to a table)")
                 continue
-            out.append(_with_mode(schema_field(col), "NULLABLE"))
+            out.append(schema_field(col))
             added.append(name)
             continue
         have_type = _LEGACY_TYPES.get(field.field_type, field.field_type)
@@ -120,12 +120,6 @@ def _evolve(have: list, want: Sequence[Column], path: str, problems: list[str], 
                 api["fields"] = [f.to_api_repr() for f in sub]
                 out[out.index(field)] = type(field).from_api_repr(api)
     return out
-
-
-def _with_mode(field, mode: str):
-    api = field.to_api_repr()
-    api["mode"] = mode
-    return type(field).from_api_repr(api)
 
 
 def query_parameter(name: str, value: Any):

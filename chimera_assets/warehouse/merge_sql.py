@@ -59,13 +59,19 @@ def merge_statement(
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in spec.key)
     cols = spec.column_names
     sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in spec.value_columns)
+    params: list[tuple[str, Any]] = []
+    pred = None
+    if slice_ is not None:
+        pred, params = slice_predicate(spec, slice_, "t", d)
+        # The slice also bounds the match: every staged row lies inside it, and it lets BigQuery
+        # prune the target's partitions instead of scanning the whole table.
+        if not slice_.everything:
+            on = f"{on} AND {pred}"
     sql = f"MERGE INTO {target} AS t USING {staging} AS s ON {on}\n"
     if sets:
         sql += f"WHEN MATCHED THEN UPDATE SET {sets}\n"
     sql += f"WHEN NOT MATCHED THEN INSERT ({', '.join(q(c) for c in cols)}) "
     sql += f"VALUES ({', '.join(f's.{q(c)}' for c in cols)})\n"
-    params: list[tuple[str, Any]] = []
-    if slice_ is not None:
-        pred, params = slice_predicate(spec, slice_, "t", d)
+    if pred is not None:
         sql += f"WHEN NOT MATCHED BY SOURCE AND {pred} THEN DELETE"
     return sql, params

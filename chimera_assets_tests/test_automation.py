@@ -1,0 +1,188 @@
+"""Declarative automation over ticks (``evaluate_automation_conditions``): a new raw partition flows to
+session bars, features, the matrix (next tick) and the training tables (the tick after).
+
+History is recorded as materialization events (no data needed: conditions read the instance); the
+new raw partition is a real materialization of the 1h asset from a SYNTHETIC demo DBN file.
+"""
+
+import warnings
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from chimera_assets.automation import (
+    AUTOMATION_SENSOR_NAME,
+    CONSOLIDATED,
+    DAILY_ML_MATRIX,
+    GOLDEN_ZONE,
+    MARKET_FEATURES,
+    PIVOTS,
+    POLICY_FEATURES,
+    RAW_1H,
+    SESSION_BARS,
+)
+from chimera_assets.definitions import build_definitions
+from chimera_assets.demo_data import write_demo_files
+from chimera_assets.partitions import weekday_dates
+
+CHAIN = [SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX]
+HOLIDAY = date(2024, 3, 29)  # Good Friday: CME closed, so no partition of that date ever exists
+GAP = date(2024, 3, 12)  # a session whose data arrives late
+HISTORY = [d for d in weekday_dates(date(2024, 3, 1), date(2024, 3, 28)) if d != GAP]
+NEW_DAY = "2024-04-01"
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.fixture(scope="module")
+def defs():
+    return build_definitions()
+
+
+def _report(instance: dg.DagsterInstance, key: dg.AssetKey, partitions) -> None:
+    for p in partitions:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=p))
+
+
+def _history(instance: dg.DagsterInstance, root: str = "ZL", policy_dates=()) -> None:
+    """Raw 1h and the whole date x root chain materialized for HISTORY (GAP and HOLIDAY absent)."""
+    keys = [f"{d.isoformat()}|{root}" for d in HISTORY]
+    for key in [RAW_1H, *CHAIN]:
+        _report(instance, key, keys)
+    _report(instance, POLICY_FEATURES, [d.isoformat() for d in HISTORY] + list(policy_dates))
+
+
+def _requested(result) -> dict[str, set]:
+    """{asset: requested partition keys} of one tick (unpartitioned assets map to {None})."""
+    out = {}
+    for r in result.results:
+        if not r.true_subset.is_empty:
+            keys = r.true_subset.expensively_compute_partition_keys() if r.true_subset.is_partitioned else {None}
+            out[r.key.to_user_string()] = set(keys)
+    return out
+
+
+def _only(got: dict[str, set], prefix: str) -> dict[str, set]:
+    return {k: v for k, v in got.items() if k.startswith(prefix)}
+
+
+def _tick(defs, instance, cursor=None):
+    return dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+
+
+def _materialize_raw_1h(defs, instance, landing, partition: str) -> None:
+    write_demo_files(landing, ["ZL", "MES"], date(2024, 3, 28), date(2024, 4, 3))
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={RAW_1H})
+    result = job.execute_in_process(
+        partition_key=partition, instance=instance,
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    assert result.success
+
+
+def test_every_downstream_asset_is_automated_and_the_sensor_runs_by_default(defs):
+    graph = defs.resolve_asset_graph()
+    automated = {*CHAIN, POLICY_FEATURES, dg.AssetKey(["ops", "databento_load_state"])}
+    automated |= {k for k in graph.get_all_asset_keys() if k.path[0] == "training" and k.path[-1].endswith("_daily")}
+    assert dg.AssetKey(["training", "zl_training_daily"]) in automated
+    for key in graph.get_all_asset_keys():
+        cond = graph.get(key).automation_condition
+        if key in automated:
+            assert cond is not None, f"{key.to_user_string()} has no automation condition"
+        elif key.path[0] in ("market_data", "reference") or key.path[-1] in ("regime_calendar", "regime_weights"):
+            assert cond is None, f"{key.to_user_string()} is driven by sensors/users, not automation"
+    # the lookback each feature asset declares reaches its condition
+    assert "within_lookback(300)" in str(graph.get(MARKET_FEATURES).automation_condition.get_snapshot())
+    sensor = defs.get_repository_def().get_sensor_def(AUTOMATION_SENSOR_NAME)
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # No implicit (STOPPED) default automation sensor is added next to ours.
+    names = [s.name for s in defs.get_repository_def().sensor_defs]
+    assert "default_automation_condition_sensor" not in names
+
+
+def test_new_raw_partition_flows_to_the_matrix_next_tick_then_training(defs, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    instance = dg.DagsterInstance.ephemeral()
+    # policy features of the new day exist already (computed at 16:05 CT, before the evening data)
+    _history(instance, policy_dates=[NEW_DAY])
+
+    tick1 = _tick(defs, instance)
+    assert tick1.total_requested == 0, _requested(tick1)
+
+    _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
+    tick2 = _tick(defs, instance, tick1.cursor)
+    want = {k.to_user_string(): {f"{NEW_DAY}|ZL"} for k in CHAIN}
+    got = _requested(tick2)
+    assert _only(got, "features/") == want  # exactly (new day, ZL) for every asset up to daily_ml_matrix
+    assert not _only(got, "training/")
+    assert got.get("ops/databento_load_state") == {None}  # the ledger summary refreshes after the load
+
+    # The run of tick 2 lands (events in graph order, as the run would write them).
+    for key in CHAIN:
+        _report(instance, key, [f"{NEW_DAY}|ZL"])
+    tick3 = _tick(defs, instance, tick2.cursor)
+    got = _requested(tick3)
+    assert set(got) == set(_only(got, "training/")), got
+    assert "training/zl_training_daily" in got and "training/mes_training_daily" in got
+
+    _report(instance, dg.AssetKey(["training", "zl_training_daily"]), [None])
+    tick4 = _tick(defs, instance, tick3.cursor)
+    assert "features/session_bars" not in _requested(tick4)
+    assert not {k for k in _requested(tick4) if k.startswith("features/")}
+
+
+def test_nothing_is_requested_twice_while_waiting(defs, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    instance = dg.DagsterInstance.ephemeral()
+    _history(instance, policy_dates=[NEW_DAY])
+    tick1 = _tick(defs, instance)
+    _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
+    tick2 = _tick(defs, instance, tick1.cursor)
+    assert len(_only(_requested(tick2), "features/")) == len(CHAIN)
+    tick3 = _tick(defs, instance, tick2.cursor)  # the requested run has not finished yet
+    assert tick3.total_requested == 0, _requested(tick3)
+
+
+def test_late_partition_recomputes_later_sessions_only_where_sessions_exist(defs):
+    instance = dg.DagsterInstance.ephemeral()
+    _history(instance, policy_dates=[GAP.isoformat()])
+    tick1 = _tick(defs, instance)
+    _report(instance, RAW_1H, [f"{GAP.isoformat()}|ZL"])
+    tick2 = _tick(defs, instance, tick1.cursor)
+    got = _only(_requested(tick2), "features/")
+    later = {f"{d.isoformat()}|ZL" for d in HISTORY if d >= GAP}
+    # session bars (35-session lookback) and every feature reading them: the gap day plus the later
+    # existing sessions whose rolling windows include it; never the holiday, never earlier dates.
+    for key in CHAIN:
+        assert got[key.to_user_string()] == {f"{GAP.isoformat()}|ZL"} | later, key
+        assert f"{HOLIDAY.isoformat()}|ZL" not in got[key.to_user_string()]
+    assert "features/policy_features" not in got
+
+
+def test_missing_policy_date_is_computed_first_then_matrix(defs, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    instance = dg.DagsterInstance.ephemeral()
+    _history(instance)  # no policy features for the new day yet
+    tick1 = _tick(defs, instance)
+    _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
+    tick2 = _tick(defs, instance, tick1.cursor)
+    got = _only(_requested(tick2), "features/")
+    assert got.pop("features/policy_features") == {NEW_DAY}
+    # consolidated/matrix wait for the policy partition (it cannot share their run)
+    assert got == {k.to_user_string(): {f"{NEW_DAY}|ZL"} for k in CHAIN[:4]}
+
+    _report(instance, POLICY_FEATURES, [NEW_DAY])
+    for key in CHAIN[:4]:
+        _report(instance, key, [f"{NEW_DAY}|ZL"])
+    tick3 = _tick(defs, instance, tick2.cursor)
+    assert _only(_requested(tick3), "features/") == {k.to_user_string(): {f"{NEW_DAY}|ZL"} for k in (CONSOLIDATED, DAILY_ML_MATRIX)}

@@ -1,0 +1,361 @@
+"""Data quality rules (chimera_assets.quality): every rule fails on a crafted bad partition (with the
+offending keys in its metadata) and passes on the same partition of the real batch; the real batch
+(ZL, MES, ES, 2024-01-02 .. 2025-12-12) passes every hard rule; the known real warnings are reported."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import chimera_assets
+from chimera_assets import quality as q
+from chimera_assets.schemas import (
+    CONSOLIDATED,
+    DAILY_ML_MATRIX,
+    GOLDEN_ZONE,
+    MARKET_FEATURES,
+    OHLCV_1H,
+    PIVOTS,
+    POLICY_EVENTS,
+    SESSION_BARS,
+    TableSpec,
+    training_table,
+)
+from chimera_assets_tests.conftest import shared_data
+
+ROOTS = ["ZL", "MES", "ES"]
+START, END = date(2024, 1, 2), date(2025, 12, 12)
+CALENDARS = {"ZL": "CME_Agriculture", "MES": "CME_Equity", "ES": "CME_Equity"}
+QUIET_DAY = date(2025, 8, 14)  # an ordinary ZL session
+PK = f"{QUIET_DAY}|ZL"
+FLIP_DAY = date(2025, 9, 3)  # ZL.v.0 maps to a 33-lot contract for one day
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, pl.DataFrame]:
+    """The real batch through the pure builders (no Dagster): raw 1h bars -> ... -> matrix, training."""
+    batch = shared_data("databento-batch")
+    from chimera_assets.features.golden_zone import compute_golden_zone
+    from chimera_assets.features.market import compute_market_features
+    from chimera_assets.features.pivots import compute_pivots
+    from chimera_assets.features.policy import compute_policy_features
+    from chimera_assets.features.regimes import load_regimes, regime_for_dates
+    from chimera_assets.features.session_bars import build_session_bars
+    from chimera_assets.ingest.landing import build_raw_frame, list_dbn_files, select_files
+    from chimera_assets.matrix import build_consolidated, build_daily_ml_matrix, build_training_table
+    from chimera_assets.partitions import weekday_dates
+    from chimera_assets.universe import load_universe
+
+    universe = load_universe()
+    dates = weekday_dates(START, END)
+    sel = select_files(list_dbn_files(batch), "ohlcv-1h", dates, ROOTS, universe)
+    raw, _ = build_raw_frame(OHLCV_1H, sel.files, [(d, r) for d in dates for r in ROOTS], universe, "test")
+    sb = build_session_bars(None, raw)
+    mf = compute_market_features(raw, sb).select(MARKET_FEATURES.column_names)
+    pv = compute_pivots(sb).select(PIVOTS.column_names)
+    gz = sb.select("trade_date", "symbol").join(
+        compute_golden_zone(raw, universe.golden_zone_roots), on=["trade_date", "symbol"], how="left"
+    ).select(GOLDEN_ZONE.column_names)
+    trade_dates = sorted(set(sb["trade_date"].to_list()))
+    pol = compute_policy_features(POLICY_EVENTS.empty_frame(), trade_dates)
+    cons = build_consolidated(sb, mf, pv, gz, pol)
+    regimes = load_regimes(Path(chimera_assets.__file__).parent / "config" / "regimes.yaml")
+    now = datetime(2025, 12, 15, tzinfo=UTC)
+    matrix = build_daily_ml_matrix(cons, pv, regime_for_dates(regimes, cons["data_date"].unique().sort()), now)
+    out = {"raw": raw, "session_bars": sb, "market": mf, "pivots": pv, "golden": gz, "consolidated": cons,
+           "matrix": matrix}
+    for r in ROOTS:
+        out[f"training_{r}"] = build_training_table(matrix, r, sb, now)
+    return out
+
+
+def partition_outcome(rule: str, spec: TableSpec, frame: pl.DataFrame, pk: str) -> q.CheckOutcome:
+    """The rule's outcome for one partition of ``frame`` (rules that need only the table's rows)."""
+    off, extra = q.frame_rule_offenders(rule, spec, frame)
+    counts = frame.with_columns(q.partition_key_expr(spec.date_column, spec.symbol_column)).group_by(
+        q.PARTITION).len()
+    n = dict(zip(counts[q.PARTITION].to_list(), counts["len"].to_list(), strict=True))
+    return q.outcomes_by_partition(rule, off, [pk], n, extra)[pk]
+
+
+def _one_partition(frame: pl.DataFrame, d: date = QUIET_DAY, root: str = "ZL", date_col="trade_date",
+                   sym="symbol") -> pl.DataFrame:
+    out = frame.filter((pl.col(date_col) == d) & (pl.col(sym) == root))
+    assert out.height >= 1
+    return out
+
+
+def _set(frame: pl.DataFrame, mask: pl.Expr, **values) -> pl.DataFrame:
+    return frame.with_columns(
+        [pl.when(mask).then(pl.lit(v, dtype=frame.schema[c])).otherwise(pl.col(c)).alias(c) for c, v in values.items()]
+    )
+
+
+def _is_day(d: date = QUIET_DAY, root: str = "ZL", date_col: str = "trade_date") -> pl.Expr:
+    return (pl.col(date_col) == d) & (pl.col("symbol") == root)
+
+
+# --- hard rules: crafted bad partition fails, the real partition passes -------------------------------------
+def test_keys_not_null(real):
+    sb = _one_partition(real["session_bars"])
+    assert partition_outcome("keys_not_null", SESSION_BARS, sb, PK).passed
+    raw = _one_partition(real["raw"])
+    ok = partition_outcome("keys_not_null", OHLCV_1H, raw, PK)
+    assert ok.passed and ok.metadata["rows_checked"] == raw.height
+
+    # a NULL required non-key column (trade_date of one raw bar) and a NULL key column (instrument_id)
+    first_ts = raw["ts_event"].min()
+    bad = raw.with_columns(
+        pl.when(pl.col("ts_event") == first_ts).then(None).otherwise(pl.col("instrument_id")).alias("instrument_id")
+    )
+    oc = partition_outcome("keys_not_null", OHLCV_1H, bad, PK)
+    assert not oc.passed and oc.severity == q.Severity.ERROR
+    assert oc.metadata["offending_rows"] == 1
+    assert oc.offending_keys[0]["null_columns"] == "instrument_id"
+    assert oc.offending_keys[0]["symbol"] == "ZL" and oc.offending_keys[0]["partition"] == PK
+    assert "trade_date" in oc.metadata["required_columns"]  # NOT NULL, though not part of the key
+
+    bad_date = raw.with_columns(pl.lit(None, pl.Date).alias("trade_date"))
+    oc = partition_outcome("keys_not_null", OHLCV_1H, bad_date, PK)
+    assert not oc.passed and oc.metadata["offending_rows"] == raw.height  # no partition: counted everywhere
+    assert oc.offending_keys[0]["null_columns"] == "trade_date"
+
+
+def test_no_duplicate_keys(real):
+    sb = _one_partition(real["session_bars"])
+    assert partition_outcome("no_duplicate_keys", SESSION_BARS, sb, PK).passed
+    oc = partition_outcome("no_duplicate_keys", SESSION_BARS, pl.concat([sb, sb]), PK)
+    assert not oc.passed
+    assert oc.offending_keys == [{"partition": PK, "trade_date": str(QUIET_DAY), "symbol": "ZL", "copies": 2}]
+    assert oc.metadata["key"] == ["trade_date", "symbol"]
+
+
+def test_ohlc_consistent_session_bars_raw_matrix_training(real):
+    sb = _one_partition(real["session_bars"])
+    assert partition_outcome("ohlc_consistent", SESSION_BARS, sb, PK).passed
+    bad = sb.with_columns((pl.col("low") - 1.0).alias("high"))
+    oc = partition_outcome("ohlc_consistent", SESSION_BARS, bad, PK)
+    assert not oc.passed and oc.severity == q.Severity.ERROR
+    assert "high<low" in oc.offending_keys[0]["problems"] and oc.offending_keys[0]["partition"] == PK
+
+    neg = sb.with_columns(pl.lit(-5, pl.Int64).alias("volume"))
+    assert partition_outcome("ohlc_consistent", SESSION_BARS, neg, PK).offending_keys[0]["problems"] == "volume<0"
+
+    raw = _one_partition(real["raw"])
+    assert partition_outcome("ohlc_consistent", OHLCV_1H, raw, PK).passed
+    first = raw["ts_event"].min()
+    bad_raw = raw.with_columns(pl.when(pl.col("ts_event") == first).then(pl.col("high") + 5).otherwise(
+        pl.col("close")).alias("close"))
+    oc = partition_outcome("ohlc_consistent", OHLCV_1H, bad_raw, PK)
+    assert oc.metadata["offending_rows"] == 1 and oc.offending_keys[0]["problems"] == "close>high"
+
+    m = _one_partition(real["matrix"], date_col="data_date")
+    assert partition_outcome("ohlc_consistent", DAILY_ML_MATRIX, m, PK).passed
+    bad_m = m.with_columns(pl.col("market_data").struct.with_fields(pl.field("low") + 100.0))
+    oc = partition_outcome("ohlc_consistent", DAILY_ML_MATRIX, bad_m, PK)
+    assert not oc.passed and "high<low" in oc.offending_keys[0]["problems"]
+
+    tr = _one_partition(real["training_ZL"], date_col="data_date")
+    spec = training_table("ZL")
+    assert q.outcome("ohlc_consistent", q.ohlc_violation_rows(tr, spec), tr.height).passed
+    bad_tr = tr.with_columns(pl.lit(None, pl.Float64).alias("high"), (pl.col("close") * 2).alias("open"))
+    assert q.ohlc_violation_rows(bad_tr, spec).height == 0  # NULL high: nothing to compare against high
+    bad_tr = tr.with_columns((pl.col("low") - 1).alias("open"))
+    assert q.ohlc_violation_rows(bad_tr, spec)["problems"].to_list() == ["open<low"]
+
+
+def test_regime_coverage_matrix_and_training(real):
+    m = _one_partition(real["matrix"], date_col="data_date")
+    ok = partition_outcome("regime_coverage", DAILY_ML_MATRIX, m, PK)
+    assert ok.passed and ok.metadata["coverage_pct"] == 100.0
+    bad = m.with_columns(pl.col("regime").struct.with_fields(pl.lit(None, pl.Utf8).alias("name")))
+    oc = partition_outcome("regime_coverage", DAILY_ML_MATRIX, bad, PK)
+    assert not oc.passed and oc.metadata["coverage_pct"] == 0.0
+    hit = oc.offending_keys[0]
+    assert (hit["partition"], hit["data_date"], hit["regime_name"], hit["problem"]) == (
+        PK, str(QUIET_DAY), None, "regime name NULL")
+    mismatch = m.with_columns(pl.lit("other", pl.Utf8).alias("regime_name"))
+    assert partition_outcome("regime_coverage", DAILY_ML_MATRIX, mismatch, PK).offending_keys[0]["problem"] == (
+        "regime_name != regime.name")
+
+    spec = training_table("ZL")
+    tr = _one_partition(real["training_ZL"], date_col="data_date")
+    assert q.outcome("regime_coverage", q.regime_gap_rows(tr, spec), tr.height).passed
+    bad_tr = tr.with_columns(pl.lit(None, pl.Int64).alias("regime_weight"))
+    assert q.regime_gap_rows(bad_tr, spec)["problem"].to_list() == ["regime weight NULL"]
+
+
+def test_struct_members_present(real):
+    m = _one_partition(real["matrix"], date_col="data_date")
+    ok = partition_outcome("struct_members_present", DAILY_ML_MATRIX, m, PK)
+    assert ok.passed and ok.metadata["missing_members"] == []
+    fields = [f.name for f in m.schema["pivots"].fields if f.name != "R3"]
+    no_r3 = m.with_columns(pl.struct([pl.col("pivots").struct.field(n) for n in fields]).alias("pivots"))
+    oc = partition_outcome("struct_members_present", DAILY_ML_MATRIX, no_r3, PK)
+    assert not oc.passed and oc.metadata["missing_members"] == ["pivots.R3"]
+    assert oc.offending_keys[0]["partition"] == PK
+
+    null_struct = m.with_columns(pl.lit(None, m.schema["golden_zone"]).alias("golden_zone"))
+    oc = partition_outcome("struct_members_present", DAILY_ML_MATRIX, null_struct, PK)
+    assert not oc.passed and oc.offending_keys[0]["null_structs"] == "golden_zone"
+
+
+# --- warn rules --------------------------------------------------------------------------------------------------
+def test_missing_sessions_uses_the_cme_calendar(real):
+    sb = real["session_bars"]
+    aug = [(d, "ZL") for d in q.expected_sessions("CME_Agriculture", date(2025, 8, 1), date(2025, 8, 29))]
+    assert q.missing_session_rows(sb, aug, CALENDARS).height == 0
+    assert date(2025, 9, 1) not in q.expected_sessions("CME_Agriculture", date(2025, 9, 1), date(2025, 9, 1))
+
+    holed = sb.filter(~_is_day())
+    off = q.missing_session_rows(holed, aug, CALENDARS)
+    oc = q.outcomes_by_partition("no_missing_sessions", off, [PK], {})[PK]
+    assert not oc.passed and oc.severity == q.Severity.WARN
+    assert oc.offending_keys == [{"partition": PK, "trade_date": str(QUIET_DAY), "symbol": "ZL",
+                                  "calendar": "CME_Agriculture"}]
+    # Labor Day 2025-09-01: the calendar expects no session, so a missing bar is not reported
+    assert q.missing_session_rows(holed, [(date(2025, 9, 1), "ZL")], CALENDARS).height == 0
+    # before a root's first date nothing is expected
+    assert q.missing_session_rows(holed, aug, CALENDARS, {"ZL": date(2025, 8, 20)}).height == 0
+
+
+def test_flips_and_thin_sessions(real):
+    sb = real["session_bars"]
+    rows = q.flip_and_thin_rows(sb)
+    assert rows.filter(pl.col(q.PARTITION) == PK).is_empty()  # the real quiet day passes
+    flip = rows.filter(pl.col(q.PARTITION) == f"{FLIP_DAY}|ZL").to_dicts()
+    assert len(flip) == 1 and flip[0]["kind"] == "one_day_flip+thin"
+    assert flip[0]["volume"] == 33 and flip[0]["instrument_id"] != flip[0]["prev_instrument_id"]
+    assert flip[0]["next_instrument_id"] == flip[0]["prev_instrument_id"]
+
+    # crafted: the quiet day on another contract with 10 lots
+    bad = _set(sb, _is_day(), instrument_id=999, volume=10)
+    off = q.flip_and_thin_rows(bad)
+    oc = q.outcomes_by_partition("flips_and_thin_sessions", off, [PK], {PK: 1})[PK]
+    assert not oc.passed and oc.severity == q.Severity.WARN
+    assert oc.offending_keys[0]["kind"] == "one_day_flip+thin" and oc.offending_keys[0]["instrument_id"] == 999
+
+    # thresholds are configurable: at ratio 0.0001 a 33-lot session is no longer thin
+    strict = q.flip_and_thin_rows(sb, q.QualityConfig(thin_ratio=0.0001))
+    assert strict.filter(pl.col(q.PARTITION) == f"{FLIP_DAY}|ZL")["kind"].to_list() == ["one_day_flip"]
+
+
+def test_outlier_returns(real):
+    sb, mf = real["session_bars"], real["market"]
+    rows, counts = q.outlier_return_rows(sb, mf)
+    assert rows.filter(pl.col(q.PARTITION) == PK).is_empty()
+    assert counts["returns_compared"] > 1300 and counts["skipped_roll"] > 0
+    # a return across a contract change is never compared: the ZL flip day is not an outlier
+    assert rows.filter(pl.col("symbol") == "ZL").is_empty()
+
+    bad = sb.with_columns(pl.when(_is_day()).then(pl.col("close") * 1.2).otherwise(pl.col("close")).alias("close"))
+    off, _ = q.outlier_return_rows(bad, mf)
+    oc = q.outcomes_by_partition("no_outlier_returns", off, [PK], {PK: 1}, {"k": 6.0})[PK]
+    assert not oc.passed and oc.metadata["k"] == 6.0
+    hit = oc.offending_keys[0]
+    assert hit["partition"] == PK and hit["z"] > 6 and hit["log_return"] > 0.1
+
+    # k is configurable; lower k flags more sessions
+    loose, _ = q.outlier_return_rows(sb, mf, q.QualityConfig(outlier_k=4.0))
+    assert loose.height > rows.height
+
+
+def test_matrix_freshness():
+    as_of = datetime(2025, 12, 15, 23, 0, tzinfo=UTC)  # after the 2025-12-15 close
+    ok = q.freshness_outcome({"ZL": date(2025, 12, 12), "ES": date(2025, 12, 12)}, CALENDARS, as_of, 3)
+    assert ok.passed and ok.metadata["per_root"]["ZL"]["lag_sessions"] == 1
+    assert ok.metadata["per_root"]["ES"]["latest_expected"] == "2025-12-15"
+
+    stale = q.freshness_outcome({"ZL": date(2025, 11, 28), "ES": date(2025, 12, 12)}, CALENDARS, as_of, 3)
+    assert not stale.passed and stale.severity == q.Severity.WARN
+    assert stale.offending_keys == [{"partition": "2025-11-28|ZL", "symbol": "ZL", "latest_date": "2025-11-28",
+                                     "latest_expected": "2025-12-15", "lag_sessions": 11}]
+    assert q.freshness_outcome({"ZL": date(2025, 11, 28)}, CALENDARS, as_of, 20).passed  # configurable
+
+
+# --- the real batch ------------------------------------------------------------------------------------------------
+def test_real_batch_passes_every_hard_rule(real):
+    tables = [(OHLCV_1H, "raw"), (SESSION_BARS, "session_bars"), (MARKET_FEATURES, "market"), (PIVOTS, "pivots"),
+              (GOLDEN_ZONE, "golden"), (CONSOLIDATED, "consolidated"), (DAILY_ML_MATRIX, "matrix")]
+    tables += [(training_table(r), f"training_{r}") for r in ROOTS]
+    checked = 0
+    for spec, name in tables:
+        frame = real[name]
+        expected_roots = {name.split("_")[1]} if name.startswith("training") else set(ROOTS)
+        assert set(frame["symbol"].unique().to_list()) == expected_roots, name
+        for rule in q.rules_for(spec):
+            if rule in q.HARD_RULES or rule == "struct_members_present":
+                off, _ = q.frame_rule_offenders(rule, spec, frame)
+                assert off.height == 0, (spec.fqn, rule, q.rows_as_dicts(off, 5))
+                checked += 1
+        assert q.audit_offenders(spec, frame) == {}
+    assert checked == 32  # 10 tables: 3+3+2+2+2+3+5 rules, 4 per training table
+    assert real["raw"].height == 32261 and real["session_bars"].height == 1501
+
+
+def test_real_batch_warnings(real):
+    """The warnings the real batch produces (explained in docs/data_quality.md)."""
+    sb = real["session_bars"]
+    ft = q.flip_and_thin_rows(sb)
+    flips = ft.filter(pl.col("kind").str.contains("flip"))
+    assert sorted(flips.filter(pl.col("symbol") == "ZL")[q.PARTITION].to_list()) == [
+        "2024-06-26|ZL", "2024-06-28|ZL", "2025-04-21|ZL", "2025-09-03|ZL"]
+    assert flips.filter(pl.col("symbol") != "ZL").is_empty()
+    parts = [(d, r) for r in ROOTS for d in q.expected_sessions(CALENDARS[r], START, END)]
+    missing = q.missing_session_rows(sb, parts, CALENDARS)
+    # pandas_market_calendars' CME_Equity lists Good Friday as a half session; CME was closed both years
+    assert sorted(missing[q.PARTITION].to_list()) == ["2024-03-29|ES", "2024-03-29|MES", "2025-04-18|ES",
+                                                    "2025-04-18|MES"]
+    outliers, _ = q.outlier_return_rows(sb, real["market"])
+    assert sorted(outliers[q.PARTITION].to_list()) == ["2025-10-10|ES", "2025-10-10|MES"]
+
+
+def test_evaluate_rule_against_a_warehouse(real, duckdb_warehouse):
+    wh = duckdb_warehouse
+    from chimera_assets.warehouse.base import Slice
+
+    for spec, name in ((SESSION_BARS, "session_bars"), (MARKET_FEATURES, "market")):
+        wh.merge(spec, real[name].filter(pl.col("symbol") == "ZL"), None)
+    # the daily case: only 2025-09-04 is checked; the flip of 09-03 is confirmed by it and reported there
+    ev = q.evaluate_rule(wh, SESSION_BARS, "flips_and_thin_sessions", [(date(2025, 9, 4), "ZL")])
+    res = ev.by_partition()["2025-09-04|ZL"]
+    assert not res.passed and res.offending_keys[0]["trade_date"] == "2025-09-03"
+    ev = q.evaluate_rule(wh, SESSION_BARS, "flips_and_thin_sessions", [(FLIP_DAY, "ZL"), (QUIET_DAY, "ZL")])
+    by = ev.by_partition()
+    assert not by[f"{FLIP_DAY}|ZL"].passed and by[PK].passed
+    assert ev.summary().metadata["partitions_failed"] == 1
+
+    ev = q.evaluate_rule(wh, SESSION_BARS, "no_missing_sessions", [(QUIET_DAY, "ZL"), (date(2025, 9, 1), "ZL")],
+                         calendars=CALENDARS)
+    assert all(o.passed for o in ev.by_partition().values())
+    wh.merge(SESSION_BARS, SESSION_BARS.empty_frame(), Slice.from_keys([(QUIET_DAY, "ZL")]))  # delete the day
+    ev = q.evaluate_rule(wh, SESSION_BARS, "no_missing_sessions", [(QUIET_DAY, "ZL")], calendars=CALENDARS)
+    assert not ev.by_partition()[PK].passed
+
+    ev = q.evaluate_rule(wh, MARKET_FEATURES, "no_outlier_returns", [(date(2025, 10, 10), "ZL")])
+    assert ev.summary().passed and ev.summary().metadata["returns_compared"] == 1
+    whole = q.evaluate_rule(wh, SESSION_BARS, "ohlc_consistent")
+    assert whole.summary().passed and whole.summary().metadata["partitions_checked"] == 490
+
+
+def test_config_from_env():
+    cfg = q.QualityConfig.from_env({"CHIMERA_QUALITY_OUTLIER_K": "4.5", "CHIMERA_QUALITY_FRESHNESS_LAG": "5",
+                                    "CHIMERA_QUALITY_AS_OF": "2025-12-15T23:00:00"})
+    assert cfg.outlier_k == 4.5 and cfg.freshness_max_lag == 5 and cfg.as_of == datetime(2025, 12, 15, 23, tzinfo=UTC)
+    assert q.QualityConfig.from_env({}) == q.QualityConfig()
+    with pytest.raises(ValueError, match="CHIMERA_QUALITY_OUTLIER_K"):
+        q.QualityConfig.from_env({"CHIMERA_QUALITY_OUTLIER_K": "six"})
+    with pytest.raises(ValueError, match="positive"):
+        q.QualityConfig.from_env({"CHIMERA_QUALITY_FRESHNESS_LAG": "0"})
+
+
+def test_offending_keys_are_capped_at_20():
+    frame = pl.DataFrame({"trade_date": [date(2025, 8, 1)] * 30, "symbol": ["ZL"] * 30,
+                          "open": [1.0] * 30, "high": [0.0] * 30, "low": [1.0] * 30, "close": [1.0] * 30})
+    spec = SESSION_BARS
+    off = q.ohlc_violation_rows(frame, spec)
+    oc = q.outcome("ohlc_consistent", off, frame.height)
+    assert oc.metadata["offending_rows"] == 30 and len(oc.offending_keys) == q.MAX_OFFENDING_KEYS == 20
