@@ -25,9 +25,9 @@ computed for a holiday or a date before the data starts. A daily update (D = the
 therefore requests exactly (D, root) for every asset up to the matrix, in one run, in one tick.
 
 ``consolidated_features`` additionally waits for ``policy_features`` of its date (a date-only asset
-that cannot share a run with date x root assets); ``policy_features`` is requested when raw data
-for its date starts loading, daily at 16:05 CT for the current date, and for every date when the
-policy events table changes. The training tables (unpartitioned) rebuild after the matrix updates.
+that cannot share a run with date x root assets); ``policy_features`` is requested as soon as raw
+data of its date starts loading, for the current date at 16:05 CT (after its 16:00 CT cutoff), for
+recent dates still missing, and for every date when the policy events table changes. The training tables (unpartitioned) rebuild after the matrix updates.
 
 The custom pieces (``SamePartitionPresent``, ``RequestedThisTick``, ``WithinLookback``) are not
 serializable built-ins, so the automation sensor evaluates in the code server
@@ -35,12 +35,14 @@ serializable built-ins, so the automation sensor evaluates in the code server
 """
 
 import os
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.asset_graph_view.timing_metadata import TimingMetadata
 
 from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM
 
@@ -65,6 +67,7 @@ LOOKBACK_METADATA = "chimera/lookback_trade_dates"
 # Used when an asset does not declare LOOKBACK_METADATA (the trade dates each one reads back).
 DEFAULT_LOOKBACKS = {SESSION_BARS: 35, MARKET_FEATURES: 300, PIVOTS: 15, GOLDEN_ZONE: 130}
 DEFAULT_AUTOMATION_INTERVAL_S = 30
+AC = dg.AutomationCondition
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,29 +129,191 @@ class WithinLookback(dg.AutomationCondition):
     def requires_cursor(self) -> bool:
         return False
 
+    def _expand(self, view, subset, pdef, last: date):
+        """``subset`` plus, for each (D, root) in it, the next ``n`` trade dates of the root."""
+        later: set[str] = set()
+        for key in _partition_keys_of(subset):
+            dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else dict(
+                zip((DATE_DIM, SYMBOL_DIM), str(key).split("|"), strict=True)
+            )
+            for d in next_trade_dates(date.fromisoformat(dims[DATE_DIM]), self.n, last):
+                later.add(dg.MultiPartitionKey({DATE_DIM: d.isoformat(), SYMBOL_DIM: dims[SYMBOL_DIM]}))
+        if not later:
+            return subset
+        return subset.compute_union(view.get_subset_from_partition_keys(subset.key, pdef, later))
+
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         child = await context.for_child_condition(
             self.operand, child_indices=[0], candidate_subset=context.candidate_subset
         ).evaluate_async()
         pdef = context.partitions_def
         if child.true_subset.is_empty or self.n <= 0 or not isinstance(pdef, dg.MultiPartitionsDefinition):
-            return dg.AutomationResult(context, child.true_subset, child_results=[child])
+            return dg.AutomationResult(
+                context, child.true_subset, child_results=[child], timing_metadata=child.timing_metadata
+            )
         last = last_partition_date(context.evaluation_time)
-        later: set[str] = set()
-        for key in _partition_keys_of(child.true_subset):
-            dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else dict(
-                zip((DATE_DIM, SYMBOL_DIM), str(key).split("|"), strict=True)
+        candidate = context.candidate_subset
+        expanded = candidate.compute_intersection(self._expand(context.asset_graph_view, child.true_subset, pdef, last))
+        timing = None
+        if child.timing_metadata:  # an update at time t of D counts at time t for D..D+n
+            timing = TimingMetadata(
+                timestamps={
+                    ts: candidate.compute_intersection(self._expand(context.asset_graph_view, sub, pdef, last))
+                    for ts, sub in child.timing_metadata.timestamps.items()
+                }
             )
-            for d in next_trade_dates(date.fromisoformat(dims[DATE_DIM]), self.n, last):
-                later.add(dg.MultiPartitionKey({DATE_DIM: d.isoformat(), SYMBOL_DIM: dims[SYMBOL_DIM]}))
-        expanded = child.true_subset
-        if later:
-            expanded = expanded.compute_union(
-                context.asset_graph_view.get_subset_from_partition_keys(context.key, pdef, later)
-            )
-        return dg.AutomationResult(
-            context, context.candidate_subset.compute_intersection(expanded), child_results=[child]
+        return dg.AutomationResult(context, expanded, child_results=[child], timing_metadata=timing)
+
+
+class DepsUpdated(dg.AutomationCondition):
+    """``operand`` (default: newly updated by a run that did not target this asset, or requested in
+    this tick) on any parent (or on ``keys``), mapped down to this asset.
+
+    Same result as ``AutomationCondition.any_deps_match(operand)``, computed from each parent's own
+    subsets (a few fresh partitions) mapped DOWN, instead of mapping this asset's full candidate
+    subset (tens of thousands of (date, root) keys) UP on every tick: that costs seconds per tick.
+    ``keys`` may name assets that are not parents (Dagster infers the mapping: same partitions ->
+    identity, date x root -> date by the date dimension).
+    """
+
+    def __init__(
+        self,
+        ignore: Iterable[dg.AssetKey] = (),
+        operand: dg.AutomationCondition | None = None,
+        keys: Sequence[dg.AssetKey] | None = None,
+        label: str | None = None,
+    ):
+        self.ignore = tuple(sorted(set(ignore), key=lambda k: k.to_user_string()))
+        self.keys = tuple(keys) if keys is not None else None
+        self.label = label
+        self.operand = operand or (
+            (AC.newly_updated() & ~AC.executed_with_root_target()).with_label("newly_updated_without_root")
+            | RequestedThisTick()
         )
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        ignored = ",".join(k.to_user_string() for k in self.ignore)
+        return "any_deps_updated_or_requested" + (f"(ignore={ignored})" if ignored else "")
+
+    @property
+    def description(self) -> str:
+        return "A parent partition was updated by another run, or is requested in this tick"
+
+    @property
+    def children(self) -> Sequence[dg.AutomationCondition]:
+        return [self.operand]
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def _sources(self, context: dg.AutomationContext) -> list[dg.AssetKey]:
+        if self.keys is not None:
+            return [k for k in self.keys if context.asset_graph.has(k)]
+        parents = context.asset_graph.get(context.key).parent_entity_keys
+        return sorted(
+            (k for k in parents if isinstance(k, dg.AssetKey) and k not in self.ignore),
+            key=lambda k: k.to_user_string(),
+        )
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        view = context.asset_graph_view
+        candidate = context.candidate_subset
+        true_subset = context.get_empty_subset()
+        timestamps: dict = {}
+        results = []
+        sources = self._sources(context)
+        for i, parent in enumerate(sources):
+            full = view.get_full_subset(key=parent)
+            result = await context.for_child_condition(
+                self.operand, child_indices=[i], candidate_subset=full
+            ).evaluate_async()
+            results.append(result)
+            if result.true_subset.is_empty:
+                continue
+            true_subset = true_subset.compute_union(
+                candidate.compute_intersection(result.true_subset.compute_mapped_subset(context.key, direction="down"))
+            )
+            for ts, sub in (await self._timing(context, parent, full, result, len(sources) + i)).items():
+                mapped = candidate.compute_intersection(sub.compute_mapped_subset(context.key, direction="down"))
+                timestamps[ts] = timestamps[ts].compute_union(mapped) if ts in timestamps else mapped
+        return dg.AutomationResult(
+            context, true_subset, child_results=results,
+            timing_metadata=TimingMetadata(timestamps=timestamps) if timestamps else None,
+        )
+
+    async def _timing(self, context, parent, full, result, index: int) -> dict:
+        """When each of the parent's true partitions changed: its materialization time, or now for a
+        partition requested in this tick. Boolean operators drop Dagster's timing metadata, and
+        without it a tick where both the parent and this asset updated counts as handled even when
+        the parent updated last."""
+        if result.timing_metadata:
+            return dict(result.timing_metadata.timestamps)
+        updated = await context.for_child_condition(
+            AC.newly_updated(), child_indices=[index], candidate_subset=full
+        ).evaluate_async()
+        out: dict = {}
+        rest = result.true_subset
+        for ts, sub in (updated.timing_metadata.timestamps.items() if updated.timing_metadata else ()):
+            part = sub.compute_intersection(result.true_subset)
+            if not part.is_empty:
+                out[ts] = part
+                rest = rest.compute_difference(part)
+        if not rest.is_empty:  # requested in this tick (or no timestamp known): counts as now
+            out[time.time()] = rest
+        return out
+
+
+class Handled(dg.AutomationCondition):
+    """``newly_requested | newly_updated | initial_evaluation`` (the reset of ``since_last_handled``)
+    WITH the time each partition was handled, so that a parent update that lands after this asset's
+    own update in the same tick still triggers a re-run (Dagster's boolean operators drop timing, and
+    a ``SINCE`` without reset timing lets the reset win)."""
+
+    def __init__(self):
+        self.parts = [AC.newly_requested(), AC.newly_updated(), AC.initial_evaluation()]
+
+    @property
+    def name(self) -> str:
+        return "handled"
+
+    @property
+    def children(self) -> Sequence[dg.AutomationCondition]:
+        return self.parts
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        results = [
+            await context.for_child_condition(part, child_indices=[i], candidate_subset=context.candidate_subset)
+            .evaluate_async()
+            for i, part in enumerate(self.parts)
+        ]
+        true_subset = context.get_empty_subset()
+        timestamps: dict = {}
+        for r in results:
+            true_subset = true_subset.compute_union(r.true_subset)
+            rest = r.true_subset
+            for ts, sub in (r.timing_metadata.timestamps.items() if r.timing_metadata else ()):
+                timestamps[ts] = timestamps[ts].compute_union(sub) if ts in timestamps else sub
+                rest = rest.compute_difference(sub)
+            if not rest.is_empty:  # no known time (initial evaluation): handled now
+                now = time.time()
+                timestamps[now] = timestamps[now].compute_union(rest) if now in timestamps else rest
+        return dg.AutomationResult(
+            context, true_subset, child_results=results,
+            timing_metadata=TimingMetadata(timestamps=timestamps) if timestamps else None,
+        )
+
+
+def since_last_handled(trigger: dg.AutomationCondition) -> dg.AutomationCondition:
+    """``trigger.since_last_handled()`` with timestamp-precise resolution (see ``Handled``)."""
+    return trigger.since(Handled())
 
 
 class SamePartitionPresent(dg.AutomationCondition):
@@ -254,20 +419,11 @@ class RequestedThisTick(dg.AutomationCondition):
 # Conditions
 # --------------------------------------------------------------------------------------------------
 
-AC = dg.AutomationCondition
-
 
 def deps_updated(ignore: Iterable[dg.AssetKey] = ()) -> dg.AutomationCondition:
     """A parent partition was updated by a run that did not also target this asset, or is
     requested in this tick (through any partition mapping)."""
-    cond = AC.any_deps_match(
-        (AC.newly_updated() & ~AC.executed_with_root_target()).with_label("newly_updated_without_root")
-        | RequestedThisTick()
-    )
-    ignore = list(ignore)
-    if ignore:
-        cond = cond.ignore(dg.AssetSelection.assets(*ignore))
-    return cond.with_label("any_deps_updated_or_requested")
+    return DepsUpdated(ignore)
 
 
 def partition_flow(
@@ -282,7 +438,7 @@ def partition_flow(
     trigger = deps_updated(ignore)
     if lookback > 0:
         trigger = WithinLookback(trigger, lookback)
-    parts = [trigger.since_last_handled(), SamePartitionPresent(primary)]
+    parts = [since_last_handled(trigger), SamePartitionPresent(primary)]
     if extra is not None:
         parts.append(extra)
     parts += [~AC.in_progress(), ~AC.any_deps_in_progress()]
@@ -299,19 +455,35 @@ def policy_ready() -> dg.AutomationCondition:
     )
 
 
+def raw_activity() -> dg.AutomationCondition:
+    """Some root's raw bars of the date are being loaded or were just loaded (for a date-only asset:
+    the raw tables are not its parents; (D, root) maps to date D)."""
+    return DepsUpdated(
+        operand=AC.newly_updated() | AC.run_in_progress(), keys=RAW_BARS, label="raw_bars_loading_or_loaded"
+    )
+
+
 def policy_condition() -> dg.AutomationCondition:
-    """``policy_features`` (date-only): a date whose raw data starts loading, the current date after
-    the 16:00 CT cutoff, or every date when the policy events change."""
+    """``policy_features`` (date-only, cheap) is computed ahead of the matrix rows that need it:
+
+    * a date whose raw bars start loading while its policy row is missing (the raw run and this
+      one run side by side, so ``consolidated_features`` rarely has to wait);
+    * the current trade date after its 16:00 CT cutoff (16:05 CT, Mon-Fri);
+    * a recent past date (two weeks) still missing, e.g. when Dagster was down at 16:05;
+    * every date when the policy events table changes.
+    History is not backfilled on its own: ``chimera run`` or a UI backfill does that.
+    """
     trigger = (
         (AC.in_latest_time_window() & AC.cron_tick_passed(POLICY_CRON, CHICAGO)).with_label("daily_after_cutoff")
         | AC.any_deps_updated()
-        | (AC.missing() & SamePartitionPresent(RAW_BARS, in_progress=True)).newly_true().with_label(
-            "new_trade_date_with_data"
-        )
+        | (AC.missing() & raw_activity()).newly_true().with_label("new_trade_date_with_data")
     )
-    return (trigger.since_last_handled() & ~AC.in_progress() & ~AC.any_deps_in_progress()).with_label(
-        "chimera_policy_flow"
-    )
+    recent_missing = (
+        AC.missing() & AC.in_latest_time_window(timedelta(days=14)) & ~AC.in_latest_time_window()
+    ).newly_true().with_label("recent_date_missing")
+    return (
+        (since_last_handled(trigger) | recent_missing) & ~AC.in_progress() & ~AC.any_deps_in_progress()
+    ).with_label("chimera_policy_flow")
 
 
 def training_condition() -> dg.AutomationCondition:

@@ -12,16 +12,18 @@ Two layers guard every warehouse table (SPEC 7):
   of the run: hard rules are ``blocking`` (ERROR), the others WARN (or ERROR, non-blocking, for the
   STRUCT members). Plus ``matrix_freshness`` on the matrix and Dagster's column-schema change checks.
 
-Per-partition results: a run of one partition gets Dagster's native per-partition result; a range run
-of up to ``QualityConfig.per_partition_limit`` partitions (default 50) gets one evaluation per
-partition; a longer range run (a backfill) gets one summary evaluation for the range (with
-per-partition counts in its metadata) plus one evaluation per failing partition, because recording
-~1,500 evaluations per check costs minutes (measured 2.5 ms each). See docs/data_quality.md.
+Per-partition results: every rule is evaluated per partition. By default each run records one
+evaluation per rule with the failing partitions and offending keys in its metadata. With
+``CHIMERA_PARTITIONED_CHECKS=1`` the check specs carry the asset's partitions: one evaluation per
+partition (runs of up to ``QualityConfig.per_partition_limit`` partitions) or a summary plus one per
+failing partition (longer runs). It is opt-in because Dagster 1.13 plans partitioned checks in
+O(partitions^2) per check for a range run. See docs/data_quality.md.
 
-Wiring (definitions.py): ``asset_checks=ALL_CHECKS``, ``assets=[..., *QUALITY_ASSETS]`` and a call to
-``register_audits()`` before the definitions are used.
+Wiring (definitions.py): ``asset_checks=build_checks()`` (or ``ALL_CHECKS``), ``assets=[..., *QUALITY_ASSETS]``
+and a call to ``register_audits()`` before the definitions are used.
 """
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -43,6 +45,7 @@ from chimera_assets.quality import (
     freshness_outcome,
     outcome,
     outcomes_by_partition,
+    partition_row_counts,
     rows_as_dicts,
     rules_for,
 )
@@ -58,7 +61,13 @@ def asset_key(spec: TableSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.schema, spec.name])
 
 
+def partitioned_checks_enabled() -> bool:
+    """``CHIMERA_PARTITIONED_CHECKS=1``: build the checks of partitioned tables as partitioned checks."""
+    return os.environ.get("CHIMERA_PARTITIONED_CHECKS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _partitions_def(spec: TableSpec) -> dg.PartitionsDefinition | None:
+    """The partitions of ``spec``'s asset (None: unpartitioned or date-less tables)."""
     if spec.date_column is None or spec.schema == "training":
         return None
     if spec.symbol_column is None:
@@ -148,7 +157,7 @@ def evaluation(
 
 
 # --- the write audit (write -> audit -> publish) --------------------------------------------------------
-def _report_gate_failure(spec: TableSpec, failing: dict[str, pl.DataFrame], staged_rows: int) -> int:
+def _report_gate_failure(spec: TableSpec, failing: dict[str, pl.DataFrame], frame: pl.DataFrame) -> int:
     """Record a failed blocking evaluation per (rule, partition) in the running Dagster step, if any.
 
     The IO manager cannot emit check evaluations itself; the current step's context can, and the
@@ -158,18 +167,26 @@ def _report_gate_failure(spec: TableSpec, failing: dict[str, pl.DataFrame], stag
     except Exception:  # noqa: BLE001 - not inside a Dagster step (plain warehouse use)
         return 0
     key = asset_key(spec)
-    partitioned = _partitions_def(spec) is not None
     note = "write audit: the staged rows failed this rule, nothing was published"
     logged = 0
     for rule, off in failing.items():
+        try:  # only checks the running job knows; partitioned like the job's check spec
+            graph = ctx.job_def.asset_layer.asset_graph
+            ck = dg.AssetCheckKey(key, rule)
+            if ck not in graph.asset_check_keys:
+                continue
+            partitioned = graph.get_check_spec(ck).partitions_def is not None
+        except Exception:  # noqa: BLE001 - an older/newer Dagster layout: report unpartitioned
+            partitioned = False
+        staged_rows = frame.height
         extra = {"table": spec.fqn, "stage": "write audit (staged rows, not published)", "staged_rows": staged_rows}
-        if partitioned:
-            parts = [p for p in off[PARTITION].unique().sort().to_list() if p is not None]
-            results = outcomes_by_partition(rule, off, parts, {}, extra) if parts else {}
-            if not parts:  # offenders without a partition (NULL date/symbol): one unpartitioned result
-                results = {None: outcome(rule, off, staged_rows, extra)}
-        else:
-            results = {None: outcome(rule, off, staged_rows, extra)}
+        parts = [p for p in off[PARTITION].unique().sort().to_list() if p is not None] if partitioned else []
+        if parts:
+            counts = {k: v for k, v in partition_row_counts(frame, spec).items() if k is not None}
+            results = outcomes_by_partition(rule, off, parts, counts, extra)
+        else:  # one result for the write (metadata lists the failing partitions)
+            n_parts = len([p for p in partition_row_counts(frame, spec) if p is not None]) or None
+            results = {None: outcome(rule, off, staged_rows, extra, partitions_checked=n_parts)}
         for pk, oc in list(results.items())[:MAX_FAILED_PARTITION_EVENTS]:
             ctx.log_event(evaluation(key, oc, pk, blocking=True, description=note))
             logged += 1
@@ -188,7 +205,7 @@ def make_audit(spec: TableSpec) -> Audit:
             rule: outcome(rule, off, frame.height, {"table": spec.fqn}, partitions_checked=None)
             for rule, off in failing.items()
         }
-        _report_gate_failure(spec, failing, frame.height)
+        _report_gate_failure(spec, failing, frame)
         detail = "; ".join(
             f"{rule}: {oc.metadata['offending_rows']} offending row(s), e.g. {oc.offending_keys[:3]}"
             for rule, oc in summaries.items()
@@ -256,10 +273,26 @@ def _emit(
     yield _check_output(context, key, rule)
 
 
-def table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
-    """One multi-asset check (one step, one read) for every rule of ``spec``."""
+def _run_keys(context: dg.AssetCheckExecutionContext) -> list | None:
+    """The run's partition keys as (date, root); None when the run targets no partition (a check
+    executed on its own from the UI), which checks the whole table."""
+    try:
+        keys = context.partition_keys
+    except Exception:  # noqa: BLE001 - Dagster raises when the run has no partition
+        return None
+    return parse_partition_keys(keys) if keys else None
+
+
+def table_checks(spec: TableSpec, partitioned: bool = False) -> dg.AssetChecksDefinition:
+    """One multi-asset check (one step, one read) for every rule of ``spec``.
+
+    ``partitioned``: give the check specs the asset's partitions (per-partition results in the UI). Off by
+    default: Dagster 1.13 stores a planned row per partition and check, each holding the serialized
+    partition subset of the run, so a range run costs O(partitions^2) per check (~11 s per check at
+    1,500 partitions, hours for a full 2010-2025 backfill)."""
     key = asset_key(spec)
-    pdef = _partitions_def(spec)
+    asset_pdef = _partitions_def(spec)
+    pdef = asset_pdef if partitioned else None
     rules = rules_for(spec)
     specs = [
         dg.AssetCheckSpec(
@@ -280,7 +313,7 @@ def table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
         wh = warehouse.get()
         calendars, starts = calendars_and_starts()
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-        keys = parse_partition_keys(context.partition_keys) if pdef is not None else None
+        keys = _run_keys(context) if asset_pdef is not None else None  # None: the whole table
         if keys is not None and spec.symbol_column is None:
             keys = [(d, None) for d, _ in keys]
         frame = wh.read(spec, Slice.from_keys(keys) if keys else None)
@@ -288,7 +321,7 @@ def table_checks(spec: TableSpec) -> dg.AssetChecksDefinition:
             if rule not in selected:
                 continue
             ev = evaluate_rule(wh, spec, rule, keys, config, calendars, starts, frame=frame)
-            per_partition = ev.by_partition() if keys is not None else None
+            per_partition = ev.by_partition() if pdef is not None else None
             context.log.info(
                 f"{spec.fqn}:{rule}: {ev.offenders.height} offending row(s) in {len(ev.partitions)} partition(s)"
             )
@@ -386,8 +419,11 @@ def schema_change_checks() -> list[dg.AssetChecksDefinition]:
     return [_schema_checks]
 
 
-def build_checks() -> list[dg.AssetChecksDefinition]:
-    return [*(table_checks(s) for s in audited_tables()), matrix_freshness, *schema_change_checks()]
+def build_checks(partitioned: bool | None = None) -> list[dg.AssetChecksDefinition]:
+    """Every quality check: one per checked table, matrix freshness, column-schema changes.
+    ``partitioned`` defaults to ``CHIMERA_PARTITIONED_CHECKS`` (see ``table_checks``)."""
+    part = partitioned_checks_enabled() if partitioned is None else partitioned
+    return [*(table_checks(s, part) for s in audited_tables()), matrix_freshness, *schema_change_checks()]
 
 
 def summarise_evaluations(evaluations) -> tuple[int, list[str], list[str]]:

@@ -112,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     import dagster as dg
+    import databento  # noqa: F401 - it sets DeprecationWarning to "always" on import; ours must come after
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.command == "run":
         return cmd_run(args)
     return EXIT_USAGE

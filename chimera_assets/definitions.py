@@ -12,16 +12,22 @@ from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.automation import automation_sensor, with_automation
+from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
 
 
 def build_definitions(source_mode: str = "landing") -> dg.Definitions:
+    register_audits()  # hard data-quality rules gate every write (write, audit, then publish)
     warehouse = WarehouseResource()
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
     return dg.Definitions(
-        assets=with_automation([*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()]),
+        assets=[
+            *with_automation([*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()]),
+            *QUALITY_ASSETS,
+        ],
+        asset_checks=build_checks(),
         jobs=auto.jobs,
         sensors=[*auto.sensors, automation_sensor()],
         schedules=auto.schedules,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -113,6 +113,8 @@ class QualityConfig:
     thin_ratio: float = 0.2
     thin_window: int = 20
     thin_min_prior: int = 5
+    # A thin session on a calendar early close (holiday hours) is expected: not reported, only counted.
+    thin_ignore_early_close: bool = True
     freshness_max_lag: int = 3
     # Dagster range runs up to this many partitions get one evaluation per partition; larger ones one
     # summary evaluation plus one per failing partition (see docs/data_quality.md).
@@ -359,6 +361,24 @@ def struct_member_problems(frame: pl.DataFrame, spec: TableSpec) -> tuple[list[s
     return missing, rows
 
 
+def all_null_members(frame: pl.DataFrame, spec: TableSpec) -> list[str]:
+    """STRUCT members that are NULL on every row (informative: e.g. golden_zone.* of a root without the
+    family, policy.* before any policy event); not a failure."""
+    out = []
+    if frame.is_empty():
+        return out
+    for col in spec.columns:
+        if col.type != "STRUCT" or col.name not in frame.columns or not isinstance(frame.schema[col.name], pl.Struct):
+            continue
+        have = {f.name for f in frame.schema[col.name].fields}
+        exprs = [pl.col(col.name).struct.field(m.name).is_null().all().alias(m.name) for m in col.fields
+                 if m.name in have]
+        if exprs:
+            row = frame.select(exprs).row(0, named=True)
+            out += [f"{col.name}.{m}" for m, all_null in row.items() if all_null]
+    return out
+
+
 # --- calendar ---------------------------------------------------------------------------------------
 @lru_cache(maxsize=256)
 def _valid_days(calendar: str, start: date, end: date) -> tuple[date, ...]:
@@ -374,6 +394,32 @@ def expected_sessions(calendar: str, start: date, end: date) -> list[date]:
     if start > end:
         return []
     return list(_valid_days(calendar, start, end))
+
+
+@lru_cache(maxsize=256)
+def _early_closes(calendar: str, start: date, end: date) -> tuple[date, ...]:
+    import pandas_market_calendars as mcal
+
+    cal = mcal.get_calendar(calendar)
+    sched = cal.schedule(start.isoformat(), end.isoformat())
+    return tuple(d.date() for d in cal.early_closes(sched).index)
+
+
+def early_close_sessions(calendar: str, start: date, end: date) -> list[date]:
+    """Sessions in [start, end] that the calendar closes early (holiday hours)."""
+    return [] if start > end else list(_early_closes(calendar, start, end))
+
+
+def early_close_keys(sessions: pl.DataFrame, calendars: Mapping[str, str]) -> set[tuple[date, str]]:
+    """(trade_date, root) pairs of ``sessions`` (columns trade_date, symbol) that are early closes."""
+    out: set[tuple[date, str]] = set()
+    if sessions.is_empty():
+        return out
+    for (root,), sub in sessions.group_by("symbol"):
+        cal = calendars.get(root)
+        if cal is not None:
+            out |= {(d, root) for d in early_close_sessions(cal, sub["trade_date"].min(), sub["trade_date"].max())}
+    return out
 
 
 def latest_closed_session(calendar: str, as_of: datetime) -> date | None:
@@ -442,7 +488,11 @@ def unexpected_session_rows(sessions: pl.DataFrame, calendars: Mapping[str, str]
 
 
 # --- flips, thin sessions, outliers ----------------------------------------------------------------
-def flip_and_thin_rows(session_bars: pl.DataFrame, config: QualityConfig | None = None) -> pl.DataFrame:
+def flip_and_thin_rows(
+    session_bars: pl.DataFrame,
+    config: QualityConfig | None = None,
+    early_closes: set[tuple[date, str]] | None = None,
+) -> pl.DataFrame:
     """Sessions that are a one-day contract flip and/or thin, from columns trade_date, symbol,
     instrument_id, volume (any order, several roots).
 
@@ -477,6 +527,10 @@ def flip_and_thin_rows(session_bars: pl.DataFrame, config: QualityConfig | None 
         (inst != pl.col("prev_instrument_id")) & (pl.col("next_instrument_id") == pl.col("prev_instrument_id"))
     ).fill_null(False)
     thin = (pl.col("volume") < cfg.thin_ratio * pl.col("median_prior_volume")).fill_null(False)
+    if early_closes and cfg.thin_ignore_early_close:
+        ec = pl.DataFrame(sorted(early_closes), schema={"trade_date": pl.Date, "symbol": pl.Utf8}, orient="row")
+        f = f.join(ec.with_columns(_early=pl.lit(True)), on=["trade_date", "symbol"], how="left")
+        thin = thin & ~pl.col("_early").fill_null(False)
     kind = (
         pl.when(flip & thin).then(pl.lit("one_day_flip+thin"))
         .when(flip).then(pl.lit("one_day_flip"))
@@ -703,7 +757,7 @@ def frame_rule_offenders(rule: str, spec: TableSpec, frame: pl.DataFrame) -> tup
                  .with_columns(null_structs=pl.lit("missing members: " + ", ".join(missing)))],
                 how="vertical_relaxed",
             )
-        return rows, {"missing_members": missing,
+        return rows, {"missing_members": missing, "all_null_members": all_null_members(frame, spec),
                       "structs": {c.name: [m.name for m in c.fields] for c in spec.columns if c.type == "STRUCT"}}
     raise KeyError(f"rule {rule} needs more than the table's own rows")
 
@@ -718,7 +772,8 @@ def audit_offenders(spec: TableSpec, frame: pl.DataFrame) -> dict[str, pl.DataFr
     return out
 
 
-def _row_counts(frame: pl.DataFrame, spec: TableSpec) -> dict[str | None, int]:
+def partition_row_counts(frame: pl.DataFrame, spec: TableSpec) -> dict[str | None, int]:
+    """Rows of ``frame`` per partition key (None for unpartitioned tables or NULL dates)."""
     if frame.is_empty():
         return {}
     counts = _with_partition(frame.select([c for c in (spec.date_column, spec.symbol_column) if c] or
@@ -734,6 +789,20 @@ def _widen(keys: list[tuple[date, str | None]], before_days: int, after_days: in
         (s, min(ds) - timedelta(days=before_days), max(ds) + timedelta(days=after_days)) for s, ds in by_root.items()
     )
     return Slice(ranges)
+
+
+def _attribute_flips(rows: pl.DataFrame, keys, parts: list[str | None]) -> pl.DataFrame:
+    """Keep the rows of the requested partitions; a one-day flip on the session just before them is
+    confirmed by the first requested session and reported on that session's partition."""
+    if keys is None:
+        return rows
+    wanted = [p for p in parts if p is not None]
+    return rows.with_columns(
+        pl.when(pl.col(PARTITION).is_in(wanted)).then(pl.col(PARTITION))
+        .when(pl.col("kind").str.contains("one_day_flip"))
+        .then(pl.col("next_date").dt.strftime("%Y-%m-%d") + pl.lit("|") + pl.col("symbol"))
+        .alias(PARTITION)
+    ).filter(pl.col(PARTITION).is_in(wanted))
 
 
 def evaluate_rule(
@@ -756,7 +825,7 @@ def evaluate_rule(
     slice_ = None if keys is None or spec.date_column is None else Slice.from_keys(keys)
     if frame is None:
         frame = wh.read(spec, slice_)
-    counts = _row_counts(frame, spec)
+    counts = partition_row_counts(frame, spec)
     if keys is None:
         parts: list[str | None] = sorted(p for p in counts if p is not None) or ([None] if spec.date_column is None
                                                                                   else [])
@@ -797,17 +866,13 @@ def evaluate_rule(
             SESSION_BARS, _widen(keys, before_days=7 * cfg.thin_window // 5 + 14, after_days=10),
             columns=["trade_date", "symbol", "instrument_id", "volume"],
         )
-        rows = flip_and_thin_rows(wide, cfg)
-        if keys is not None:
-            wanted = set(parts)
-            # A flip just before the requested range is confirmed now: report it on the next session.
-            rows = rows.with_columns(
-                pl.when(pl.col(PARTITION).is_in(list(wanted))).then(pl.col(PARTITION))
-                .when(pl.col("kind").str.contains("one_day_flip"))
-                .then(pl.col("next_date").dt.strftime("%Y-%m-%d") + pl.lit("|") + pl.col("symbol"))
-                .alias(PARTITION)
-            ).filter(pl.col(PARTITION).is_in(list(wanted)))
+        early = early_close_keys(wide.select("trade_date", "symbol"), calendars or {})
+        rows = _attribute_flips(flip_and_thin_rows(wide, cfg, early), keys, parts)
+        unfiltered = _attribute_flips(flip_and_thin_rows(wide, replace(cfg, thin_ignore_early_close=False)), keys,
+                                      parts)
         extra = {"thin_ratio": cfg.thin_ratio, "thin_window": cfg.thin_window, "thin_min_prior": cfg.thin_min_prior,
+                 "thin_ignore_early_close": cfg.thin_ignore_early_close,
+                 "thin_on_early_close_not_reported": unfiltered.height - rows.height,
                  "one_day_flips": rows.filter(pl.col("kind").str.contains("flip")).height,
                  "thin_sessions": rows.filter(pl.col("kind").str.contains("thin")).height}
         return RuleEvaluation(rule, spec.fqn, rows, parts, counts, extra)

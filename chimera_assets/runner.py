@@ -37,6 +37,7 @@ class StageResult:
     partitions: int = 0
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
+    checks_warned: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -57,6 +58,10 @@ class RunSummary:
     @property
     def checks_failed(self) -> list[str]:
         return [c for s in self.stages for c in s.checks_failed]
+
+    @property
+    def checks_warned(self) -> list[str]:
+        return [c for s in self.stages for c in s.checks_warned]
 
 
 def validate_range(start: date, end: date) -> list[date]:
@@ -86,14 +91,11 @@ def root_blocks(roots: list[str], universe: Universe) -> list[list[str]]:
     return [[order[i] for i in b] for b in blocks]
 
 
-def _check_results(result: dg.ExecuteInProcessResult) -> tuple[int, list[str]]:
-    passed, failed = 0, []
-    for ev in result.get_asset_check_evaluations():
-        if ev.passed:
-            passed += 1
-        else:
-            failed.append(f"{ev.asset_key.to_user_string()}:{ev.check_name}")
-    return passed, failed
+def _check_results(result: dg.ExecuteInProcessResult) -> tuple[int, list[str], list[str]]:
+    """(passed, failed ERROR checks, failed WARN checks): warnings are reported, not failures."""
+    from chimera_assets.checks import summarise_evaluations
+
+    return summarise_evaluations(result.get_asset_check_evaluations())
 
 
 def run_graph(
@@ -128,8 +130,9 @@ def run_graph(
         kind = "none" if pdef is None else "multi" if isinstance(pdef, dg.MultiPartitionsDefinition) else "date"
         keys_by_kind[kind].append(key)
     training = {k for k in keys_by_kind["none"] if k.path[0] == "training" and k.path[1].endswith("_daily")}
+    reports = {k for k in keys_by_kind["none"] if k.path[0] == "ops"}
     stages: list[tuple[str, set[dg.AssetKey], dict[str, str], int]] = [
-        ("reference tables", set(keys_by_kind["none"]) - training, {}, 0),
+        ("reference tables", set(keys_by_kind["none"]) - training - reports, {}, 0),
         (f"policy features {d0}..{d1}", set(keys_by_kind["date"]),
          {"dagster/asset_partition_range_start": d0, "dagster/asset_partition_range_end": d1}, len(dates)),
     ]
@@ -144,6 +147,8 @@ def run_graph(
     if include_training:
         wanted = {dg.AssetKey(["training", training_table(r).name]) for r in roots}
         stages.append(("training tables", training & wanted, {}, 0))
+    if reports:
+        stages.append(("load ledger and data quality report", reports, {}, 0))
     results: list[StageResult] = []
     for i, (name, selection, tags, n_parts) in enumerate(stages, 1):
         if not selection:
@@ -154,16 +159,19 @@ def run_graph(
         res = sub.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=run_config or QUIET
         )
-        passed, failed = _check_results(res)
+        passed, failed, warned = _check_results(res)
         err = None
         if not res.success:
             failures = [ev for ev in res.all_events if ev.is_step_failure]
             err = "; ".join(f"{ev.step_key}: {root_cause(ev.step_failure_data.error)}" for ev in failures)
             err = err or "run failed"
-        stage = StageResult(name, time.perf_counter() - t0, res.success, n_parts, passed, failed, err)
+        stage = StageResult(name, time.perf_counter() - t0, res.success, n_parts, passed, failed, warned, err)
         results.append(stage)
         status = "ok" if res.success else "FAILED"
-        progress(f"      {status} in {stage.seconds:.1f}s; checks passed {passed}, failed {len(failed)}")
+        progress(
+            f"      {status} in {stage.seconds:.1f}s; checks passed {passed}, failed {len(failed)}, "
+            f"warnings {len(warned)}"
+        )
         if not res.success:
             progress(f"      error: {err}")
             break
@@ -198,9 +206,14 @@ def format_summary(summary: RunSummary) -> str:
     width = max((len(t) for t in summary.rows_per_table), default=10)
     for table, n in summary.rows_per_table.items():
         lines.append(f"  {table:<{width}}  {n:>10,} rows")
-    lines.append(f"  checks: {summary.checks_passed} passed, {len(summary.checks_failed)} failed")
+    lines.append(
+        f"  checks: {summary.checks_passed} passed, {len(summary.checks_failed)} failed, "
+        f"{len(summary.checks_warned)} warnings"
+    )
     for c in summary.checks_failed[:20]:
         lines.append(f"    failed: {c}")
+    for c in summary.checks_warned[:20]:
+        lines.append(f"    warning: {c}")
     lines.append(f"  warehouse: {summary.warehouse}")
     lines.append(f"  result: {'SUCCESS' if summary.success else 'FAILED'}")
     return "\n".join(lines)

@@ -52,11 +52,19 @@ def _audits_registered():
         io_manager.AUDITS.update(saved)
 
 
-def _defs(db: Path, landing: Path) -> dg.Definitions:
+@pytest.fixture(autouse=True)
+def _no_quality_env(monkeypatch):
+    for var in ("CHIMERA_PARTITIONED_CHECKS", "CHIMERA_QUALITY_OUTLIER_K", "CHIMERA_QUALITY_THIN_RATIO",
+                "CHIMERA_QUALITY_THIN_WINDOW", "CHIMERA_QUALITY_FRESHNESS_LAG", "CHIMERA_QUALITY_PER_PARTITION_LIMIT",
+                "CHIMERA_QUALITY_AS_OF"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _defs(db: Path, landing: Path, partitioned: bool = False) -> dg.Definitions:
     wr = WarehouseResource(duckdb_path=str(db))
     return dg.Definitions(
         assets=[*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets(), *QUALITY_ASSETS],
-        asset_checks=checks.build_checks(),
+        asset_checks=checks.build_checks(partitioned=partitioned),
         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr),
                    "databento": DatabentoSource(landing_dir=str(landing))},
     )
@@ -84,7 +92,8 @@ def _materialized(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
     return {e.asset_key for e in result.get_asset_materialization_events()}
 
 
-# --- the real batch through Dagster, once per module (ZL, 2025-08-01 .. 2025-09-12: 31 partitions) -------------
+# --- the real batch through Dagster, once per module (ZL, 2025-08-01 .. 2025-09-12: 31 partitions), with
+# partitioned checks (as with CHIMERA_PARTITIONED_CHECKS=1): one evaluation per partition and rule ------------------------
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     landing = shared_data("databento-batch")
@@ -92,7 +101,7 @@ def real_run(tmp_path_factory):
     db = home / "warehouse.duckdb"
     instance = dg.DagsterInstance.ephemeral()
     with _audits_registered(), _env(CHIMERA_HOME=str(home), CHIMERA_QUALITY_AS_OF="2025-09-15T23:00:00+00:00"):
-        defs = _defs(db, landing)
+        defs = _defs(db, landing, partitioned=True)
         result = _run(defs, instance, "2025-08-01|ZL", "2025-09-12|ZL")
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     return {"defs": defs, "instance": instance, "db": db, "result": result, "landing": landing}
@@ -164,13 +173,12 @@ def test_high_below_low_is_blocked_table_unchanged_matrix_not_materialized(tmp_p
     db = tmp_path / "wh.duckdb"
     wh = DuckDBWarehouse(db)
     instance = dg.DagsterInstance.ephemeral()
-    with _audits_registered(), _env(CHIMERA_QUALITY_PER_PARTITION_LIMIT="5"):
+    with _audits_registered():  # default: unpartitioned checks, one evaluation per rule and run
         defs = _defs(db, landing)
         base = _run(defs, instance, "2025-08-27|ZL", "2025-09-05|ZL")
         assert base.success
-        # 8 partitions > limit 5: one summary per rule plus one evaluation per failing partition
         flips = [e for e in base.get_asset_check_evaluations() if e.check_name == "flips_and_thin_sessions"]
-        assert [(e.partition, e.passed) for e in flips] == [(None, False), ("2025-09-03|ZL", False)]
+        assert [(e.partition, e.passed, e.severity) for e in flips] == [(None, False, dg.AssetCheckSeverity.WARN)]
         assert flips[0].metadata["partitions_checked"].value == 8
         assert flips[0].metadata["failed_partitions"].value == ["2025-09-03|ZL"]
 
@@ -193,23 +201,24 @@ def test_high_below_low_is_blocked_table_unchanged_matrix_not_materialized(tmp_p
     assert not res.success
     failures = {e.step_key: e.step_failure_data.error for e in res.all_events if e.is_step_failure}
     assert list(failures) == ["features__session_bars"]
-    assert AuditFailed.__name__ in failures["features__session_bars"].cls_name
-    assert "ohlc_consistent" in failures["features__session_bars"].message
+    cause = failures["features__session_bars"].cause  # Dagster wraps IO manager errors
+    assert cause.cls_name == AuditFailed.__name__
+    assert "ohlc_consistent" in cause.message and "nothing was published" in cause.message
     # the blocking check failed for exactly the bad partition, with the offending key in its metadata
     stored = [e for e in _stored_evaluations(instance, res.run_id) if not e.passed]
-    assert [(e.asset_key, e.check_name, e.partition, e.blocking) for e in stored] == [
-        (SB_KEY, "ohlc_consistent", f"{BAD_DAY}|ZL", True)]
-    key = stored[0].metadata["offending_keys"].value[0]
-    assert key["partition"] == f"{BAD_DAY}|ZL" and "high<low" in key["problems"]
-    assert stored[0].metadata["stage"].value.startswith("write audit")
+    assert [(e.asset_key, e.check_name, e.blocking) for e in stored] == [(SB_KEY, "ohlc_consistent", True)]
+    meta = {k: v.value for k, v in stored[0].metadata.items()}
+    assert meta["failed_partitions"] == [f"{BAD_DAY}|ZL"] and meta["partitions_checked"] == 3
+    assert meta["offending_keys"][0]["partition"] == f"{BAD_DAY}|ZL" and "high<low" in meta["offending_keys"][0]["problems"]
+    assert meta["stage"].startswith("write audit") and meta["staged_rows"] == 3 and meta["offending_rows"] == 1
     # the published tables are unchanged and the downstream steps never ran
     assert frame_hash(wh.read(SESSION_BARS)) == frame_hash(before_sb)
     assert frame_hash(wh.read(DAILY_ML_MATRIX), exclude=("ingestion_ts",)) == frame_hash(
         before_m, exclude=("ingestion_ts",))
     assert wh.read(DAILY_ML_MATRIX)["ingestion_ts"].to_list() == before_m["ingestion_ts"].to_list()
     assert not _materialized(res) & FEATURE_KEYS
-    skipped = {e.step_key for e in res.all_events if e.event_type_value == "STEP_SKIPPED"}
-    assert "features__daily_ml_matrix" in skipped
+    ran = {e.step_key for e in res.get_step_success_events()}
+    assert not ran & {"features__market_features", "features__consolidated_features", "features__daily_ml_matrix"}
 
 
 def test_bad_raw_bars_stop_session_bars_and_matrix(tmp_path, monkeypatch):
@@ -230,12 +239,14 @@ def test_bad_raw_bars_stop_session_bars_and_matrix(tmp_path, monkeypatch):
         return frame, loads
 
     monkeypatch.setattr(market_data, "build_raw_frame", corrupt)
-    with _audits_registered():
-        res = _run(_defs(db, landing), instance, "2025-09-01|ZL", "2025-09-03|ZL")
+    # partitioned checks over a range longer than the per-partition limit: a summary + the failing partition
+    with _audits_registered(), _env(CHIMERA_QUALITY_PER_PARTITION_LIMIT="1"):
+        res = _run(_defs(db, landing, partitioned=True), instance, "2025-09-01|ZL", "2025-09-03|ZL")
     assert not res.success
     failed = [e for e in _stored_evaluations(instance, res.run_id) if not e.passed]
     raw_fail = [e for e in failed if e.asset_key == RAW_1H_KEY and e.check_name == "ohlc_consistent"]
-    assert [e.partition for e in raw_fail] == [f"{BAD_DAY}|ZL"] and raw_fail[0].blocking
+    assert f"{BAD_DAY}|ZL" in [e.partition for e in raw_fail] and all(e.blocking for e in raw_fail)
+    assert all(e.partition in (None, f"{BAD_DAY}|ZL") for e in raw_fail)
     assert "high<low" in raw_fail[0].metadata["offending_keys"].value[0]["problems"]
     assert not _materialized(res) & FEATURE_KEYS  # session bars .. matrix never ran
     wh = DuckDBWarehouse(db)

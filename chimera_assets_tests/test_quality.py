@@ -192,6 +192,7 @@ def test_struct_members_present(real):
     m = _one_partition(real["matrix"], date_col="data_date")
     ok = partition_outcome("struct_members_present", DAILY_ML_MATRIX, m, PK)
     assert ok.passed and ok.metadata["missing_members"] == []
+    assert "golden_zone.state" in ok.metadata["all_null_members"]  # ZL has no golden-zone family (info only)
     fields = [f.name for f in m.schema["pivots"].fields if f.name != "R3"]
     no_r3 = m.with_columns(pl.struct([pl.col("pivots").struct.field(n) for n in fields]).alias("pivots"))
     oc = partition_outcome("struct_members_present", DAILY_ML_MATRIX, no_r3, PK)
@@ -309,6 +310,16 @@ def test_real_batch_warnings(real):
     # pandas_market_calendars' CME_Equity lists Good Friday as a half session; CME was closed both years
     assert sorted(missing[q.PARTITION].to_list()) == ["2024-03-29|ES", "2024-03-29|MES", "2025-04-18|ES",
                                                     "2025-04-18|MES"]
+    # thin sessions: ES/MES on US holidays (calendar early closes, not reported by default), plus two
+    thin = ft.filter(pl.col("kind") == "thin")
+    assert thin.filter(pl.col("symbol") == "ES").height == 16
+    reported = q.flip_and_thin_rows(sb, early_closes=q.early_close_keys(sb, CALENDARS))
+    assert sorted(reported.filter(pl.col("symbol") == "ES")[q.PARTITION].to_list()) == [
+        "2024-06-18|ES", "2025-01-09|ES"]  # the day before the June roll; the Carter day of mourning
+    assert sorted(reported.filter(pl.col("symbol") == "MES")[q.PARTITION].to_list()) == [
+        "2024-06-18|MES", "2025-01-09|MES", "2025-09-16|MES"]  # + the day before the September 2025 roll
+    assert sorted(reported.filter(pl.col("symbol") == "ZL")[q.PARTITION].to_list()) == [
+        "2024-06-26|ZL", "2024-06-28|ZL", "2025-04-21|ZL", "2025-07-07|ZL", "2025-07-08|ZL", "2025-09-03|ZL"]
     outliers, _ = q.outlier_return_rows(sb, real["market"])
     assert sorted(outliers[q.PARTITION].to_list()) == ["2025-10-10|ES", "2025-10-10|MES"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from chimera_assets.checks import audit_for
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import (
     SCHEMA_TABLES,
@@ -26,7 +27,7 @@ from chimera_assets.partitions import date_symbol_partitions, parse_partition_ke
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
 from chimera_assets.universe import get_universe
-from chimera_assets.warehouse.base import Slice, Warehouse
+from chimera_assets.warehouse.base import AuditFailed, Slice, Warehouse
 
 RAW_GROUP = "market_data"
 
@@ -175,7 +176,18 @@ def ingest_partitions(
         frame = _attach_settlements(frame, wh, Slice.from_keys(writable))
     if spec is not DEFINITIONS and spec is not STATISTICS:
         frame = _attach_definitions(frame, wh)
-    result = wh.merge(spec, frame, Slice.from_keys(writable))
+    try:
+        result = wh.merge(spec, frame, Slice.from_keys(writable), audit=audit_for(spec))
+    except AuditFailed as exc:
+        # Hard data-quality rules rejected the staged rows: nothing was published; say which files.
+        ledger.record(wh, [
+            dict(source_kind="api" if source.mode == "api" else "file", dataset=fl.info.dataset, schema=schema,
+                 file_path=str(fl.path), content_sha256=shas[fl.path], dbn_version=fl.info.dbn_version,
+                 record_count=fl.records, status="failed", error=f"audit failed: {exc}"[:2000], run_id=run_id,
+                 started_at=started, finished_at=ledger.now_utc())
+            for fl in loads
+        ])
+        raise
     finished = ledger.now_utc()
     written_series = sorted(_series_for(writable, universe, schema))
     span = ledger.partition_span(min(d for d, _ in writable), max(d for d, _ in writable))

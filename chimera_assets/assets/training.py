@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from chimera_assets.assets.common import WAREHOUSE_IO, WRITER_POOL
+from chimera_assets.checks import audit_for
 from chimera_assets.io_manager import WarehouseResource, column_schema
 from chimera_assets.matrix import build_training_table
 from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, training_table
@@ -41,7 +42,7 @@ def training_asset(root: str) -> dg.AssetsDefinition:
         matrix = wh.read(DAILY_ML_MATRIX, _symbol_slice(root))
         bars = wh.read(SESSION_BARS, _symbol_slice(root))
         frame = build_training_table(matrix, root, bars, datetime.now(UTC))
-        result = wh.merge(spec, frame, Slice.whole_table())
+        result = wh.merge(spec, frame, Slice.whole_table(), audit=audit_for(spec))
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows_written,

@@ -191,24 +191,25 @@ def build_raw_frame(
         rows = 0
         first = last = None
         try:
-            chunks = list(iter_decoded_chunks(path, stats=stats))
+            # Chunk by chunk: only the rows kept for the keys stay in memory, not every decoded chunk.
+            # A truncated file still raises before anything is written (the merge comes after).
+            for chunk in iter_decoded_chunks(path, stats=stats):
+                shaped = _shape_rows(spec, chunk, universe)
+                shaped = (
+                    shaped.with_columns(_partition_date(spec).alias("_pdate"), pl.col(sym_col).alias("symbol"))
+                    .join(kf, on=["_pdate", "symbol"], how="semi")
+                    .with_columns(pl.lit(order).alias("_file_order"))
+                )
+                if spec is DEFINITIONS:
+                    shaped = shaped.drop("symbol")
+                if "ts_event" in chunk.columns and chunk.height:
+                    lo, hi = chunk["ts_event"].min(), chunk["ts_event"].max()
+                    first = lo if first is None or lo < first else first
+                    last = hi if last is None or hi > last else last
+                rows += shaped.height
+                parts.append(shaped)
         except DbnDecodeError as exc:
             raise LandingFileError(path, str(exc)) from exc
-        for chunk in chunks:
-            shaped = _shape_rows(spec, chunk, universe)
-            shaped = (
-                shaped.with_columns(_partition_date(spec).alias("_pdate"), pl.col(sym_col).alias("symbol"))
-                .join(kf, on=["_pdate", "symbol"], how="semi")
-                .with_columns(pl.lit(order).alias("_file_order"))
-            )
-            if spec is DEFINITIONS:
-                shaped = shaped.drop("symbol")
-            if "ts_event" in chunk.columns and chunk.height:
-                lo, hi = chunk["ts_event"].min(), chunk["ts_event"].max()
-                first = lo if first is None or lo < first else first
-                last = hi if last is None or hi > last else last
-            rows += shaped.height
-            parts.append(shaped)
         loads.append(FileLoad(path, info, stats.records_read, rows, first, last, stats.unmapped_dropped))
     if not parts:
         return spec.empty_frame(), loads
@@ -221,12 +222,21 @@ def build_raw_frame(
 def _dedupe(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
     """One row per table key: statistics keep the final record (stat_flags & 1) then the latest
     ts_recv; everything else keeps the row from the newest file."""
+    if spec is not STATISTICS and _keys_distinct(frame, list(spec.key)):
+        # No key occurs twice (files that do not overlap): nothing to choose, rows stay in file order.
+        return frame
     if spec is STATISTICS:
         frame = frame.with_columns(((pl.col("stat_flags").fill_null(0) & 1) == 1).alias("_final"))
         frame = frame.sort(["_final", "ts_recv", "_file_order"], nulls_last=False)
     else:
         frame = frame.sort("_file_order")
     return frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
+
+
+def _keys_distinct(frame: pl.DataFrame, key: list[str]) -> bool:
+    """True only if no key occurs twice: equal keys hash equally, so as many distinct hashes as rows
+    proves every key distinct (a hash collision merely sends the frame down the full dedupe)."""
+    return frame.select(pl.struct(key).hash().n_unique()).item() == frame.height
 
 
 def _weekday_before(d: date) -> date:

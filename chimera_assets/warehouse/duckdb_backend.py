@@ -89,16 +89,20 @@ class DuckDBWarehouse(Warehouse):
         finally:
             con.close()
 
+    @staticmethod
+    def _exists(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> bool:
+        n = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+            [spec.schema, spec.name],
+        ).fetchall()[0][0]  # fetchall completes the result, so the connection can be reused
+        return n > 0
+
     def table_exists(self, spec: TableSpec) -> bool:
         if not self.path.exists():
             return False
         con = self.connect(read_only=True)
         try:
-            n = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
-                [spec.schema, spec.name],
-            ).fetchone()[0]
-            return n > 0
+            return self._exists(con, spec)
         finally:
             con.close()
 
@@ -132,14 +136,29 @@ class DuckDBWarehouse(Warehouse):
             self._ensure(con, spec)
             con.execute("BEGIN TRANSACTION")
             try:
+                # When the target holds no row of the slice (a first load), the MERGE could only insert
+                # every staged row (nothing can match, nothing in the slice is left to delete): a plain
+                # INSERT does exactly that without the key join. Checked inside the transaction.
+                insert_only = slice_ is not None and not self._slice_has_rows(con, spec, slice_)
                 con.register("chimera_incoming", frame.to_arrow())
+                if insert_only and audit is None:
+                    # Nothing to audit: insert straight from the Arrow frame, no staging copy.
+                    con.execute(self._insert_sql(spec, "chimera_incoming"))
+                    con.unregister("chimera_incoming")
+                    if self.before_commit is not None:
+                        self.before_commit(spec)
+                    con.execute("COMMIT")
+                    return MergeResult(spec.fqn, frame.height)
                 con.execute("CREATE TEMP TABLE chimera_staging AS SELECT * FROM chimera_incoming")
                 con.unregister("chimera_incoming")
                 if audit is not None:
                     staged = pl.from_arrow(con.sql("SELECT * FROM chimera_staging").to_arrow_table())
                     audit(conform(spec, staged))
-                sql, params = merge_statement(spec, self._name(spec), "chimera_staging", slice_, DUCKDB)
-                con.execute(sql, [v for _, v in params])
+                if insert_only:
+                    con.execute(self._insert_sql(spec, "chimera_staging"))
+                else:
+                    sql, params = merge_statement(spec, self._name(spec), "chimera_staging", slice_, DUCKDB)
+                    con.execute(sql, [v for _, v in params])
                 if self.before_commit is not None:
                     self.before_commit(spec)
                 con.execute("DROP TABLE chimera_staging")
@@ -151,6 +170,16 @@ class DuckDBWarehouse(Warehouse):
             con.close()
         return MergeResult(spec.fqn, frame.height)
 
+    def _slice_has_rows(self, con: duckdb.DuckDBPyConnection, spec: TableSpec, slice_: Slice) -> bool:
+        """Whether the target already holds a row of ``slice_`` (zone maps make this cheap)."""
+        pred, named = slice_predicate(spec, slice_, "t", DUCKDB)
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self._name(spec)} AS t WHERE {pred})"  # noqa: S608 - identifiers from the spec allow-list
+        return bool(con.execute(sql, [v for _, v in named]).fetchall()[0][0])  # fetchall: completes the result
+
+    def _insert_sql(self, spec: TableSpec, source: str) -> str:
+        cols = ", ".join(DUCKDB.quote(c) for c in spec.column_names)
+        return f"INSERT INTO {self._name(spec)} ({cols}) SELECT {cols} FROM {source}"  # noqa: S608 - identifiers from the spec allow-list
+
     # -- reads --------------------------------------------------------------------------------
     def read(
         self, spec: TableSpec, slice_: Slice | None = None, columns: list[str] | None = None
@@ -158,7 +187,7 @@ class DuckDBWarehouse(Warehouse):
         cols = columns or spec.column_names
         for c in cols:
             spec.column(c)  # allow-list: only declared columns
-        if not self.table_exists(spec):
+        if not self.path.exists():
             return spec.empty_frame().select(cols)
         sql = f"SELECT {', '.join(DUCKDB.quote(c) for c in cols)} FROM {self._name(spec)} AS t"  # noqa: S608 - identifiers from the spec allow-list
         params: list = []
@@ -168,10 +197,25 @@ class DuckDBWarehouse(Warehouse):
             params = [v for _, v in named]
         con = self.connect(read_only=True)
         try:
+            # One connection for the existence check and the read (opening the file is the main cost).
+            if not self._exists(con, spec):
+                return spec.empty_frame().select(cols)
             table = con.sql(sql, params=params).to_arrow_table()
         finally:
             con.close()
         return conform(spec, pl.from_arrow(table)).select(cols)
+
+    def row_count(self, spec: TableSpec) -> int:
+        """``count(*)`` in the database instead of reading every key into memory."""
+        if not self.path.exists():
+            return 0
+        con = self.connect(read_only=True)
+        try:
+            if not self._exists(con, spec):
+                return 0
+            return int(con.execute(f"SELECT count(*) FROM {self._name(spec)}").fetchall()[0][0])  # noqa: S608 - identifiers from the spec allow-list
+        finally:
+            con.close()
 
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
         """Run a read-only query (tests and diagnostics; identifiers must come from specs)."""
