@@ -15,13 +15,13 @@ Every choice the spec leaves open is listed in ``docs/policy_features.md``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import polars as pl
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -301,12 +301,14 @@ def _event_ids(frame: pl.DataFrame) -> pl.Series:
         normalised_text_expr().alias("n"),
         pl.col("ts").dt.truncate("1m").dt.strftime("%Y-%m-%dT%H:%MZ").alias("m"),
     )
-    # hashlib has no polars equivalent with a stable cross-version output; one hash per row is cheap.
-    ids = [
-        hashlib.sha256(f"{n}\x1f{m}".encode()).hexdigest()
-        for n, m in zip(keys.get_column("n"), keys.get_column("m"), strict=True)
-    ]
-    return pl.Series("event_id", ids, dtype=pl.Utf8)
+    # polars' hash is not stable across versions; DuckDB's sha256 is the standard digest, vectorised.
+    con = duckdb.connect()
+    try:
+        con.register("k", keys.to_arrow())
+        ids = con.sql("SELECT sha256(n || chr(31) || m) AS event_id FROM k").to_arrow_table()
+    finally:
+        con.close()
+    return pl.Series("event_id", pl.from_arrow(ids)["event_id"], dtype=pl.Utf8)
 
 
 def _kind_expr(direct_authors: Sequence[str]) -> pl.Expr:
