@@ -200,6 +200,10 @@ class DepsUpdated(dg.AutomationCondition):
 
     @property
     def description(self) -> str:
+        if self.label:
+            return f"{self.label}: {self.operand.get_label() or self.operand.name} on " + ", ".join(
+                k.to_user_string() for k in (self.keys or ())
+            )
         return "A parent partition was updated by another run, or is requested in this tick"
 
     @property
@@ -441,7 +445,7 @@ def partition_flow(
     parts = [since_last_handled(trigger), SamePartitionPresent(primary)]
     if extra is not None:
         parts.append(extra)
-    parts += [~AC.in_progress(), ~AC.any_deps_in_progress()]
+    parts += [~AC.in_progress(), ~AC.any_deps_in_progress(), ~policy_running()]
     cond = parts[0]
     for p in parts[1:]:
         cond = cond & p
@@ -453,6 +457,13 @@ def policy_ready() -> dg.AutomationCondition:
     return (~AC.any_deps_match(AC.missing()).allow(dg.AssetSelection.assets(POLICY_FEATURES))).with_label(
         "policy_features_ready"
     )
+
+
+def policy_running() -> dg.AutomationCondition:
+    """``policy_features`` of the date is being computed (a sensor starts it beside a raw load): the
+    whole chain of that date waits a moment, so that it runs once, matrix included, instead of
+    features now and ``consolidated_features``/matrix in a later run."""
+    return DepsUpdated(operand=AC.in_progress(), keys=[POLICY_FEATURES], label="policy_features_of_date_running")
 
 
 def raw_activity() -> dg.AutomationCondition:

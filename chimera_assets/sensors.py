@@ -36,6 +36,7 @@ from chimera_assets.automation import (
     GOLDEN_ZONE,
     MARKET_FEATURES,
     PIVOTS,
+    POLICY_FEATURES,
     RAW_BARS,
     SESSION_BARS,
     last_partition_date,
@@ -52,7 +53,7 @@ from chimera_assets.ingest.landing import (
     series_roots,
 )
 from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.partitions import FIRST_TRADE_DATE, date_symbol_partitions
+from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.universe import Universe, get_universe
 
@@ -61,6 +62,7 @@ API_SENSOR_NAME = "chimera_databento_availability"
 SAFETY_NET_NAME = "chimera_daily_safety_net"
 RAW_JOB_NAME = "chimera_raw_ingest"
 REFRESH_JOB_NAME = "chimera_session_refresh"
+POLICY_JOB_NAME = "chimera_policy_features"
 SAFETY_NET_CRON = "30 18 * * 1-5"
 CHICAGO = "America/Chicago"
 DEFAULT_LANDING_INTERVAL_S = 60
@@ -151,6 +153,7 @@ def partition_run_requests(
     run_key_prefix: str,
     tags: dict[str, str] | None = None,
     run_config: dict | None = None,
+    job_name: str | None = None,
 ) -> list[dg.RunRequest]:
     """Few runs for a set of (date, root) partitions per asset: one run per asset set, block of
     consecutive dates and block of neighbouring roots (a rectangle of partitions); a single
@@ -179,12 +182,49 @@ def partition_run_requests(
             requests.append(
                 dg.RunRequest(
                     run_key=f"{run_key_prefix}|{names}|{start}|{end}",
+                    job_name=job_name,
                     asset_selection=selection,
                     partition_key=partition_key,
                     tags=run_tags,
                     run_config=run_config or {},
                 )
             )
+    return requests
+
+
+def _instance_or_none(context) -> dg.DagsterInstance | None:
+    """The sensor's instance (None for a test context built without one)."""
+    try:
+        return context.instance
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def policy_run_requests(
+    instance: dg.DagsterInstance | None, dates: Iterable[date], *, run_key_prefix: str, tags: dict[str, str]
+) -> list[dg.RunRequest]:
+    """``features.policy_features`` for the trade dates among ``dates`` that do not have it yet.
+
+    The matrix row of (D, root) waits for the policy features of D (a date-only asset that cannot
+    share the date x root runs), so a sensor that loads new trade dates asks for them at once, beside
+    the raw run, instead of leaving them to a later automation tick.
+    """
+    done = instance.get_materialized_partitions(POLICY_FEATURES) if instance is not None else set()
+    wanted = sorted({d for d in dates if d.isoformat() not in done})
+    requests = []
+    for d0, d1 in _blocks(wanted):
+        run_tags = dict(tags)
+        key = None
+        if d0 == d1:
+            key = d0.isoformat()
+        else:
+            run_tags.update({RANGE_START: d0.isoformat(), RANGE_END: d1.isoformat()})
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key_prefix}|policy_features|{d0.isoformat()}|{d1.isoformat()}",
+                job_name=POLICY_JOB_NAME, partition_key=key, tags=run_tags,
+            )
+        )
     return requests
 
 
@@ -394,21 +434,26 @@ def unchanged_ledger_rows(unchanged: Iterable[tuple[Path, DbnInfo, str]]) -> lis
     ]
 
 
-def landing_run_requests(scan: LandingScan, universe: Universe) -> list[dg.RunRequest]:
+def landing_run_requests(
+    scan: LandingScan, universe: Universe, instance: dg.DagsterInstance | None = None
+) -> list[dg.RunRequest]:
+    """The raw runs of the newly registered files, plus the policy features their new dates lack."""
     if not scan.registered:
         return []
     digest = hashlib.sha256("".join(sorted(f.sha256 for f in scan.registered)).encode()).hexdigest()[:16]
     names = ", ".join(sorted(f.path.name for f in scan.registered))
     tags = {"chimera/trigger": LANDING_SENSOR_NAME, "chimera/files": names[:900]}
-    return partition_run_requests(
-        scan.assets_by_partition(), universe, run_key_prefix=f"landing|{digest}", tags=tags
+    raw = partition_run_requests(
+        scan.assets_by_partition(), universe, run_key_prefix=f"landing|{digest}", tags=tags, job_name=RAW_JOB_NAME
     )
+    dates = {d for f in scan.registered for d, _ in f.partitions}
+    return raw + policy_run_requests(instance, dates, run_key_prefix=f"landing|{digest}", tags=tags)
 
 
-def landing_sensor_factory(job, minimum_interval_seconds: int | None = None) -> dg.SensorDefinition:
+def landing_sensor_factory(jobs: Sequence, minimum_interval_seconds: int | None = None) -> dg.SensorDefinition:
     @dg.sensor(
         name=LANDING_SENSOR_NAME,
-        job=job,
+        jobs=list(jobs),
         minimum_interval_seconds=minimum_interval_seconds or sensor_interval_s(DEFAULT_LANDING_INTERVAL_S),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -437,7 +482,7 @@ def landing_sensor_factory(job, minimum_interval_seconds: int | None = None) -> 
             ledger.record(wh or warehouse.get(), unchanged_ledger_rows(scan.unchanged))
             for path, _, _ in scan.unchanged:
                 context.log.info(f"landing: {path.name} already loaded (same sha256): recorded skipped_unchanged")
-        requests = landing_run_requests(scan, universe)
+        requests = landing_run_requests(scan, universe, _instance_or_none(context))
         for f in scan.registered:
             ds = sorted({d for d, _ in f.partitions})
             context.log.info(
@@ -509,10 +554,10 @@ def newly_available(
     return dict(out), new_cursor
 
 
-def api_sensor_factory(job, minimum_interval_seconds: int | None = None) -> dg.SensorDefinition:
+def api_sensor_factory(jobs: Sequence, minimum_interval_seconds: int | None = None) -> dg.SensorDefinition:
     @dg.sensor(
         name=API_SENSOR_NAME,
-        job=job,
+        jobs=list(jobs),
         minimum_interval_seconds=minimum_interval_seconds or sensor_interval_s(DEFAULT_API_INTERVAL_S),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -536,9 +581,12 @@ def api_sensor_factory(job, minimum_interval_seconds: int | None = None) -> dg.S
         wanted, new_cursor = newly_available(
             api, universe, roots, cursor, initial_start=date.fromisoformat(start_env) if start_env else None
         )
+        tags = {"chimera/trigger": API_SENSOR_NAME}
         requests = partition_run_requests(
-            wanted, universe, run_key_prefix="api", tags={"chimera/trigger": API_SENSOR_NAME}, run_config=API_RUN_CONFIG
+            wanted, universe, run_key_prefix="api", tags=tags, run_config=API_RUN_CONFIG, job_name=RAW_JOB_NAME
         )
+        if requests:
+            requests += policy_run_requests(_instance_or_none(context), {d for d, _ in wanted}, run_key_prefix="api", tags=tags)
         if not requests:
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(f"no newly available trade dates since {cursor or 'start'}"),
@@ -639,8 +687,15 @@ def raw_ingest_job():
     return dg.define_asset_job(
         RAW_JOB_NAME,
         selection=dg.AssetSelection.assets(*RAW_KEYS),
-        partitions_def=date_symbol_partitions(),
         description="Raw Databento tables for the requested (date, root) partitions (sensor-launched).",
+    )
+
+
+def policy_features_job():
+    return dg.define_asset_job(
+        POLICY_JOB_NAME,
+        selection=dg.AssetSelection.assets(POLICY_FEATURES),
+        description="Policy features of the trade dates the sensors load (date-only partitions).",
     )
 
 
@@ -648,7 +703,6 @@ def session_refresh_job():
     return dg.define_asset_job(
         REFRESH_JOB_NAME,
         selection=dg.AssetSelection.assets(*RAW_KEYS, *DOWNSTREAM_MULTI),
-        partitions_def=date_symbol_partitions(),
         description="Raw tables through session bars, features and the matrix for (date, root) partitions.",
     )
 
@@ -663,9 +717,10 @@ class Automation:
 def build_sensors_and_schedules() -> Automation:
     """The jobs, sensors and schedule to add to the Definitions (plus ``automation_sensor()``)."""
     raw_job = raw_ingest_job()
+    policy_job = policy_features_job()
     refresh_job = session_refresh_job()
     return Automation(
-        jobs=[raw_job, refresh_job],
-        sensors=[landing_sensor_factory(raw_job), api_sensor_factory(raw_job)],
+        jobs=[raw_job, policy_job, refresh_job],
+        sensors=[landing_sensor_factory([raw_job, policy_job]), api_sensor_factory([raw_job, policy_job])],
         schedules=[safety_net_factory(refresh_job)],
     )

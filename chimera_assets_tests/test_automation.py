@@ -6,7 +6,8 @@ new raw partition is a real materialization of the 1h asset from a SYNTHETIC dem
 """
 
 import warnings
-from datetime import date
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
@@ -31,6 +32,9 @@ HOLIDAY = date(2024, 3, 29)  # Good Friday: CME closed, so no partition of that 
 GAP = date(2024, 3, 12)  # a session whose data arrives late
 HISTORY = [d for d in weekday_dates(date(2024, 3, 1), date(2024, 3, 28)) if d != GAP]
 NEW_DAY = "2024-04-01"
+CT = ZoneInfo("America/Chicago")
+EVENING = datetime(2024, 4, 1, 18, 0, tzinfo=CT)  # the new day's data arrives after its 16:00 CT close
+AFTERNOON = datetime(2024, 4, 1, 14, 0, tzinfo=CT)  # ... or before the policy cutoff
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +76,22 @@ def _only(got: dict[str, set], prefix: str) -> dict[str, set]:
     return {k: v for k, v in got.items() if k.startswith(prefix)}
 
 
-def _tick(defs, instance, cursor=None):
-    return dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+def _tick(defs, instance, cursor=None, when: datetime = EVENING):
+    """One automation tick at ``when`` (plus a minute per earlier tick of the same cursor)."""
+    n = cursor.evaluation_id if cursor is not None else 0
+    return dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=cursor, evaluation_time=when + timedelta(minutes=n)
+    )
+
+
+def _first_tick(defs, instance, when: datetime = EVENING):
+    """The first tick: nothing to do yet (history is not backfilled by automation)."""
+    tick = _tick(defs, instance, when=when)
+    got = _requested(tick)
+    # at most recent past dates without policy features (two weeks), nothing else
+    assert set(got) <= {"features/policy_features"}, got
+    assert all(d >= "2024-03-15" and d < NEW_DAY for d in got.get("features/policy_features", set())), got
+    return tick
 
 
 def _materialize_raw_1h(defs, instance, landing, partition: str) -> None:
@@ -114,8 +132,7 @@ def test_new_raw_partition_flows_to_the_matrix_next_tick_then_training(defs, tmp
     # policy features of the new day exist already (computed at 16:05 CT, before the evening data)
     _history(instance, policy_dates=[NEW_DAY])
 
-    tick1 = _tick(defs, instance)
-    assert tick1.total_requested == 0, _requested(tick1)
+    tick1 = _first_tick(defs, instance)
 
     _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
     tick2 = _tick(defs, instance, tick1.cursor)
@@ -144,7 +161,7 @@ def test_nothing_is_requested_twice_while_waiting(defs, tmp_path, monkeypatch):
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
     instance = dg.DagsterInstance.ephemeral()
     _history(instance, policy_dates=[NEW_DAY])
-    tick1 = _tick(defs, instance)
+    tick1 = _first_tick(defs, instance)
     _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
     tick2 = _tick(defs, instance, tick1.cursor)
     assert len(_only(_requested(tick2), "features/")) == len(CHAIN)
@@ -155,7 +172,7 @@ def test_nothing_is_requested_twice_while_waiting(defs, tmp_path, monkeypatch):
 def test_late_partition_recomputes_later_sessions_only_where_sessions_exist(defs):
     instance = dg.DagsterInstance.ephemeral()
     _history(instance, policy_dates=[GAP.isoformat()])
-    tick1 = _tick(defs, instance)
+    tick1 = _first_tick(defs, instance)
     _report(instance, RAW_1H, [f"{GAP.isoformat()}|ZL"])
     tick2 = _tick(defs, instance, tick1.cursor)
     got = _only(_requested(tick2), "features/")
@@ -172,10 +189,10 @@ def test_missing_policy_date_is_computed_first_then_matrix(defs, tmp_path, monke
     landing = tmp_path / "landing"
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
     instance = dg.DagsterInstance.ephemeral()
-    _history(instance)  # no policy features for the new day yet
-    tick1 = _tick(defs, instance)
+    _history(instance)  # no policy features for the new day yet: its data arrives before the cutoff
+    tick1 = _first_tick(defs, instance, when=AFTERNOON)
     _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
-    tick2 = _tick(defs, instance, tick1.cursor)
+    tick2 = _tick(defs, instance, tick1.cursor, when=AFTERNOON)
     got = _only(_requested(tick2), "features/")
     assert got.pop("features/policy_features") == {NEW_DAY}
     # consolidated/matrix wait for the policy partition (it cannot share their run)
@@ -184,5 +201,23 @@ def test_missing_policy_date_is_computed_first_then_matrix(defs, tmp_path, monke
     _report(instance, POLICY_FEATURES, [NEW_DAY])
     for key in CHAIN[:4]:
         _report(instance, key, [f"{NEW_DAY}|ZL"])
-    tick3 = _tick(defs, instance, tick2.cursor)
+    tick3 = _tick(defs, instance, tick2.cursor, when=AFTERNOON)
     assert _only(_requested(tick3), "features/") == {k.to_user_string(): {f"{NEW_DAY}|ZL"} for k in (CONSOLIDATED, DAILY_ML_MATRIX)}
+
+
+@pytest.mark.parametrize("raw_last", [True, False])
+def test_update_order_within_one_tick_decides_whether_to_rerun(defs, raw_last):
+    """Both a parent and the asset updated since the last tick: re-run only if the parent came later."""
+    instance = dg.DagsterInstance.ephemeral()
+    _history(instance)
+    tick1 = _first_tick(defs, instance)
+    day = "2024-03-28|ZL"
+    order = [SESSION_BARS, RAW_1H] if raw_last else [RAW_1H, SESSION_BARS]
+    for key in order:
+        _report(instance, key, [day])
+    got = _requested(_tick(defs, instance, tick1.cursor))
+    if raw_last:
+        assert got["features/session_bars"] == {day}
+    else:
+        assert "features/session_bars" not in got
+        assert got["features/market_features"] == {day}  # ... its own children still follow it

@@ -22,8 +22,10 @@ from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import (
     API_SENSOR_NAME,
     LANDING_SENSOR_NAME,
+    POLICY_JOB_NAME,
     RANGE_END,
     RANGE_START,
+    RAW_JOB_NAME,
     SAFETY_NET_NAME,
     raw_key,
 )
@@ -72,15 +74,31 @@ class Ticker:
 
 
 def requested_partitions(requests) -> set[tuple[str, str]]:
-    """{(asset, partition key)} a list of run requests asks for (ranges expanded)."""
+    """{(asset, partition key)} the raw (date x root) run requests ask for (ranges expanded)."""
     pdef = date_symbol_partitions()
     out = set()
     for rr in requests:
+        if rr.job_name == POLICY_JOB_NAME:
+            continue
         if rr.partition_key:
             keys = [rr.partition_key]
         else:
             keys = pdef.get_partition_keys_in_range(dg.PartitionKeyRange(rr.tags[RANGE_START], rr.tags[RANGE_END]))
         out |= {(k.to_user_string(), str(p)) for k in rr.asset_selection for p in keys}
+    return out
+
+
+def policy_dates(requests) -> set[str]:
+    """Trade dates the policy-features run requests ask for (ranges expanded)."""
+    out = set()
+    for rr in requests:
+        if rr.job_name != POLICY_JOB_NAME:
+            continue
+        if rr.partition_key:
+            out.add(rr.partition_key)
+        else:
+            lo, hi = date.fromisoformat(rr.tags[RANGE_START]), date.fromisoformat(rr.tags[RANGE_END])
+            out |= {d.isoformat() for d in weekday_dates(lo, hi)}
     return out
 
 
@@ -116,8 +134,12 @@ def test_new_file_requests_exactly_its_partitions_once(landing_ticker, landing):
     assert requests == [] and "not complete yet" in skip.skip_message and path.name in skip.skip_message
     requests, _ = landing_ticker.tick()
     assert requested_partitions(requests) == expected(H1, FILE_DATES, ["ZL", "MES"])
-    assert len(requests) == 1  # one range run: 5 dates x 2 neighbouring roots
-    rr = requests[0]
+    raw = [rr for rr in requests if rr.job_name == RAW_JOB_NAME]
+    assert len(raw) == 1  # one range run: 7 dates x 2 neighbouring roots
+    # ... and, beside it, the policy features of those trade dates (none exist yet): one range run
+    assert policy_dates(requests) == {d.isoformat() for d in FILE_DATES}
+    assert len(requests) == 2
+    rr = raw[0]
     assert rr.asset_selection == [H1] and rr.tags[RANGE_START] == "2024-03-01|ZL"
     assert rr.tags[RANGE_END] == "2024-03-11|MES" and rr.run_key
     assert rr.tags["chimera/files"] == path.name
@@ -125,6 +147,19 @@ def test_new_file_requests_exactly_its_partitions_once(landing_ticker, landing):
     for _ in range(2):
         requests, skip = landing_ticker.tick()
         assert requests == [] and skip is not None
+
+
+def test_policy_features_already_present_are_not_requested(landing_ticker, landing):
+    for d in FILE_DATES[:-1]:
+        landing_ticker.instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=dg.AssetKey(["features", "policy_features"]), partition=d.isoformat())
+        )
+    landing_ticker.tick()
+    _write_week(landing)
+    landing_ticker.tick()
+    requests, _ = landing_ticker.tick()
+    assert requested_partitions(requests) == expected(H1, FILE_DATES, ["ZL", "MES"])
+    assert policy_dates(requests) == {FILE_DATES[-1].isoformat()}
 
 
 def test_growing_file_is_requested_only_once_stable(landing_ticker, landing):
@@ -241,7 +276,9 @@ def test_api_sensor_requests_only_newly_available_dates(repo, monkeypatch):
             | expected(raw_key("definition"), [date(2025, 12, 15)], roots)
             | expected(raw_key("statistics"), [date(2025, 12, 12)], roots)
         )
-        assert all(rr.run_config["resources"]["databento"]["config"]["mode"] == "api" for rr in first)
+        raw = [rr for rr in first if rr.job_name == RAW_JOB_NAME]
+        assert raw and all(rr.run_config["resources"]["databento"]["config"]["mode"] == "api" for rr in raw)
+        assert policy_dates(first) == {"2025-12-12", "2025-12-15"}  # policy features of the new dates
         assert gw.requests_to("metadata.get_dataset_range") and all(
             r.authorized for r in gw.requests_to("metadata.get_dataset_range")
         )
@@ -258,6 +295,19 @@ def test_api_sensor_requests_only_newly_available_dates(repo, monkeypatch):
         assert not {rr.run_key for rr in new} & {rr.run_key for rr in first}
 
 
+def test_api_sensor_with_a_rejected_key_fails_the_tick_without_showing_it(repo, monkeypatch):
+    from chimera_assets.ingest.databento_api import DatabentoAuthError
+
+    with FakeDatabentoGateway() as gw:
+        bad = "db-WRONGKEY-0000000000000000"
+        monkeypatch.setenv("DATABENTO_API_KEY", bad)
+        t = Ticker(repo.get_sensor_def(API_SENSOR_NAME), {"databento": DatabentoSource(api_gateway=gw.url)})
+        with pytest.raises(DatabentoAuthError) as err:
+            t.tick()
+        assert "DATABENTO_API_KEY" in str(err.value) and bad not in str(err.value)
+        assert t.cursor is None  # nothing recorded: the next tick asks again
+
+
 # --------------------------------------------------------------------------------------------------
 # Daily safety net and wiring
 # --------------------------------------------------------------------------------------------------
@@ -272,8 +322,10 @@ def test_safety_net_requests_missing_raw_and_sessions_then_skips(repo, landing, 
     # home would be deleted under Dagster's cached definitions-load context of later tests)
     (tmp_path / "dagster_home").mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home")) as instance:
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources)
-        requests = schedule.evaluate_tick(ctx).run_requests
+        # contexts are entered/exited explicitly: exiting them out of order (at garbage collection)
+        # would leave Dagster's defs-state storage context variable pointing at a closed instance
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources) as ctx:
+            requests = schedule.evaluate_tick(ctx).run_requests
         got = requested_partitions(requests)
         # the last 5 trade dates up to the schedule's date, for the roots the landing files cover
         for key in (H1, SESSION_BARS, DAILY_ML_MATRIX):
@@ -282,8 +334,8 @@ def test_safety_net_requests_missing_raw_and_sessions_then_skips(repo, landing, 
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key=dg.AssetKey(asset.split("/")), partition=pk)
             )
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources)
-        data = schedule.evaluate_tick(ctx)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=resources) as ctx:
+            data = schedule.evaluate_tick(ctx)
         assert not data.run_requests and "loaded and materialized" in data.skip_message
 
 

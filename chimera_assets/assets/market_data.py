@@ -136,7 +136,13 @@ def ingest_partitions(
     started = ledger.now_utc()
     run_id = context.run.run_id
     _quarantine_unreadable(context, selection.unreadable, failed, wh, universe.dataset, schema, run_id, started)
-    files = [(p, i) for p, i in selection.files if not failed or ledger.file_sha256(p) not in failed]
+    files = []
+    for p, i in selection.files:
+        if failed and ledger.file_sha256(p) in failed:
+            context.log.warning(f"skipping {p}: its last load failed (see ops.databento_load_state); "
+                                "replace or remove the file")
+        else:
+            files.append((p, i))
     complete, partial, uncovered = covered_keys(schema, files, keys, universe)
     writable = complete + partial
     context.log.info(
@@ -181,10 +187,12 @@ def ingest_partitions(
     except AuditFailed as exc:
         # Hard data-quality rules rejected the staged rows: nothing was published; say which files.
         ledger.record(wh, [
+            # No sha256 on these rows: the audit judged the load, not a file, so nothing is quarantined;
+            # the run fails loudly again until the bad rows are corrected.
             dict(source_kind="api" if source.mode == "api" else "file", dataset=fl.info.dataset, schema=schema,
-                 file_path=str(fl.path), content_sha256=shas[fl.path], dbn_version=fl.info.dbn_version,
-                 record_count=fl.records, status="failed", error=f"audit failed: {exc}"[:2000], run_id=run_id,
-                 started_at=started, finished_at=ledger.now_utc())
+                 file_path=str(fl.path), dbn_version=fl.info.dbn_version, record_count=fl.records,
+                 status="failed", error=f"audit failed: {exc}"[:2000], run_id=run_id, started_at=started,
+                 finished_at=ledger.now_utc())
             for fl in loads
         ])
         raise

@@ -51,13 +51,16 @@ def fetch_chunks(
     api: DatabentoApi, chunks: list[Chunk], cache_dir: Path, wh: Warehouse, run_id: str | None, log
 ) -> list[Path]:
     """Fetch every chunk not yet loaded; return the cached files of all chunks (fetched or reused)."""
-    led = ledger.read_ledger(wh).filter((pl.col("source_kind") == "api") & (pl.col("status") == "loaded"))
-    done = set(led["file_path"].to_list())
+    led = ledger.read_ledger(wh).filter(
+        (pl.col("source_kind") == "api") & (pl.col("status") == "loaded") & pl.col("rows_written").is_null()
+    )
+    # The sha256 recorded when each chunk was fetched: a cached file that no longer matches is refetched.
+    done = dict(zip(led["file_path"].to_list(), led["content_sha256"].to_list(), strict=True))
     paths: list[Path] = []
     for i, chunk in enumerate(chunks, 1):
         dest_dir = cache_dir / chunk.schema
         dest = dest_dir / chunk.file_name
-        if str(dest) in done and dest.exists():
+        if str(dest) in done and dest.exists() and ledger.file_sha256(dest) == done[str(dest)]:
             log.info(f"chunk {i}/{len(chunks)} {chunk.chunk_id}: already loaded, reused")
             paths.append(dest)
             continue

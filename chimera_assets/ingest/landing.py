@@ -190,6 +190,7 @@ def build_raw_frame(
         stats = DecodeStats()
         rows = 0
         first = last = None
+        first_part = len(parts)
         try:
             # Chunk by chunk: only the rows kept for the keys stay in memory, not every decoded chunk.
             # A truncated file still raises before anything is written (the merge comes after).
@@ -210,6 +211,20 @@ def build_raw_frame(
                 parts.append(shaped)
         except DbnDecodeError as exc:
             raise LandingFileError(path, str(exc)) from exc
+        if stats.unparseable_series:
+            raise LandingFileError(
+                path, f"{path}: series symbol(s) {stats.unparseable_series[:5]!r} name no product root; "
+                "the file is refused rather than loaded without their records"
+            )
+        if stats.unmapped_dropped:
+            # Records the file's own symbology cannot name would vanish, and their partitions would be
+            # rewritten without them: refuse the file instead.
+            ids = ", ".join(str(i) for i in stats.unmapped_instrument_ids[:5])
+            raise LandingFileError(
+                path, f"{path}: {stats.unmapped_dropped} record(s) have no symbology mapping on their date "
+                f"(instrument_id {ids}); the file's mappings have a gap"
+            )
+        _refuse_conflicting_duplicates(spec, path, parts[first_part:])
         loads.append(FileLoad(path, info, stats.records_read, rows, first, last, stats.unmapped_dropped))
     if not parts:
         return spec.empty_frame(), loads
@@ -217,6 +232,22 @@ def build_raw_frame(
     frame = frame.with_columns(pl.lit(load_id).alias("load_id"))
     frame = _dedupe(spec, frame)
     return frame.select(spec.column_names), loads
+
+
+def _refuse_conflicting_duplicates(spec: TableSpec, path: Path, parts: list[pl.DataFrame]) -> None:
+    """One file must not hold two DIFFERENT rows for one key (identical repeats are harmless)."""
+    if spec is STATISTICS or not parts:
+        return  # statistics legitimately repeat a key (preliminary, then final settlement)
+    rows = pl.concat(parts).drop("_file_order", "_pdate", strict=False)
+    values = [c for c in rows.columns if c not in ("load_id",)]
+    distinct = rows.select(values).unique()
+    clash = distinct.filter(distinct.select(list(spec.key)).is_duplicated())
+    if clash.height:
+        sample = clash.select(list(spec.key)).unique().head(3).rows()
+        raise LandingFileError(
+            path, f"{path}: {clash.height} conflicting duplicate record(s): different values for one key "
+            f"{list(spec.key)}, e.g. {sample}"
+        )
 
 
 def _dedupe(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:

@@ -87,9 +87,11 @@ def already_loaded(
     if not shas:
         return False
     lo, hi = partition_span(first, last)
+    # Only rows of loads INTO the table count (they carry rows_written); an API chunk's fetch row is also
+    # 'loaded', over its whole month and series, but says nothing about what the table holds.
     led = read_ledger(warehouse).filter(
         (pl.col("status") == "loaded") & (pl.col("schema") == schema) & pl.col("content_sha256").is_in(shas)
-        & (pl.col("period_start") <= lo) & (pl.col("period_end") >= hi)
+        & (pl.col("period_start") <= lo) & (pl.col("period_end") >= hi) & pl.col("rows_written").is_not_null()
     )
     for sha in shas:
         rows = led.filter(pl.col("content_sha256") == sha)["series"].to_list()

@@ -126,9 +126,14 @@ def prepare_frame(spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None) ->
 
 
 def conform(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
-    """Cast a frame read back from a backend to the spec's polars types (backends differ slightly)."""
+    """Cast a frame read back from a backend to the spec's polars types (backends differ slightly),
+    sorted by the key when it is present: parallel scans return rows in varying order, and float sums
+    over differently ordered rows differ in the last bit, which would make re-runs not reproducible."""
     cols = [c for c in spec.columns if c.name in frame.columns]
-    return frame.select([pl.col(c.name).cast(c.polars_dtype()) for c in cols])
+    out = frame.select([pl.col(c.name).cast(c.polars_dtype()) for c in cols])
+    if all(k in out.columns for k in spec.key):
+        out = out.sort(list(spec.key))
+    return out
 
 
 @dataclass

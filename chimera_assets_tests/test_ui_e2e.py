@@ -1,0 +1,326 @@
+"""End to end against a real ``dagster dev`` (webserver + daemon + code server), then a real browser.
+
+One ``dagster dev`` serves the module (127.0.0.1, a free port, a temporary DAGSTER_HOME and
+CHIMERA_HOME, sensor and automation ticks every 2 s through ``CHIMERA_SENSOR_INTERVAL_S``) on a demo
+warehouse built by ``chimera run`` from SYNTHETIC demo DBN files:
+
+1. a partition materialization launched through the GraphQL API ends SUCCESS and its rows are in
+   the warehouse;
+2. a new DBN file dropped into the landing directory leads, with no other action, to new
+   ``features.daily_ml_matrix`` rows (landing sensor -> raw run -> declarative automation);
+3. headless Chromium (Debian package, driven by Playwright) shows the asset graph and an asset's
+   checks page; screenshots go to ``CHIMERA_SCREENSHOT_DIR`` (default: a temporary directory).
+
+Every process started here is in one process group that the fixture kills at the end.
+Run: ``pytest -m "slow or browser" chimera_assets_tests/test_ui_e2e.py`` (CI installs Chromium with
+``bash .ci/install_browser.sh``).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+import requests
+
+from chimera_assets.demo_data import write_demo_files
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHIMERA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+]
+DEMO_ROOTS = ["ZL", "MES"]
+LOADED_ROOT = "ZL"  # chimera run materializes ZL only; MES partitions are left for the GraphQL run
+SERVE_TIMEOUT_S = 150
+FLOW_TIMEOUT_S = 150
+CHAIN = [
+    ["market_data", "databento_futures_ohlcv_1h"],
+    ["features", "session_bars"],
+    ["features", "market_features"],
+    ["features", "pivots"],
+    ["features", "golden_zone"],
+    ["features", "consolidated_features"],
+    ["features", "daily_ml_matrix"],
+]
+# No pool limit: DuckDB writers already wait for each other's lock (warehouse/duckdb_backend.py), and
+# a pool of 1 would queue the landing run behind an unrelated training run.
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+"""
+
+
+@dataclass
+class DevServer:
+    url: str
+    port: int
+    home: Path
+    landing: Path
+    log: Path
+    proc: subprocess.Popen
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        r = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+        r.raise_for_status()
+        return r.json()["data"]
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _warehouse(home: Path):
+    from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
+
+    return DuckDBWarehouse(home / "warehouse.duckdb")
+
+
+def _count(home: Path, table: str, where: str, params: list) -> int:
+    return int(_warehouse(home).sql(f"SELECT count(*) AS n FROM {table} WHERE {where}", params)["n"][0])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop ``dagster dev`` and everything it started (webserver, daemon, code servers, runs)."""
+    if proc.poll() is None:
+        for sig, wait_s in ((signal.SIGINT, 10), (signal.SIGTERM, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # children that outlived dagster dev
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    home, dagster_home, landing = root / "chimera_home", root / "dagster_home", root / "landing"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_", "DAGSTER_"))}
+    env.update(
+        CHIMERA_HOME=str(home), DAGSTER_HOME=str(dagster_home), CHIMERA_LANDING_DIR=str(landing),
+        CHIMERA_SENSOR_INTERVAL_S="2", PYTHONUNBUFFERED="1",
+    )
+    # The demo warehouse: SYNTHETIC monthly files Feb 26..Mar 15 2024, loaded for ZL by `chimera run`
+    # (recorded in the same Dagster instance, as a user with DAGSTER_HOME set would have it).
+    write_demo_files(landing, DEMO_ROOTS, date(2024, 2, 26), date(2024, 3, 16))
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "chimera_assets.cli", "run", "--landing-dir", str(landing), "--start", "2024-02-27",
+         "--end", "2024-03-15", "--roots", LOADED_ROOT, "--no-training"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    print(f"demo warehouse built in {time.monotonic() - t0:.1f}s")
+    port = _free_port()
+    log = root / "dagster_dev.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the teardown kills all of it
+        )
+    server = DevServer(f"http://127.0.0.1:{port}", port, home, landing, log, proc)
+    try:
+        t0 = time.monotonic()
+        _wait_until_loaded(server)
+        print(f"dagster dev serving in {time.monotonic() - t0:.1f}s")
+        yield server
+    finally:
+        _stop(proc)
+        artifacts = os.environ.get("CHIMERA_SCREENSHOT_DIR")
+        if artifacts:  # CI keeps this directory: the dagster dev log goes next to the screenshots
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, Path(artifacts) / "dagster_dev.log")
+
+
+def _wait_until_loaded(server: DevServer) -> None:
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+    query += "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+    deadline = time.monotonic() + SERVE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            pytest.fail(f"dagster dev exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            entries = server.graphql(query)["workspaceOrError"]["locationEntries"]
+        except (requests.RequestException, KeyError, TypeError, ValueError):
+            entries = []
+        if entries and entries[0]["loadStatus"] == "LOADED":
+            err = entries[0]["locationOrLoadError"]
+            assert err["__typename"] == "RepositoryLocation", err
+            return
+        time.sleep(1)
+    pytest.fail(f"dagster dev did not serve the code location in {SERVE_TIMEOUT_S}s:\n{server.log_tail()}")
+
+
+def _sensor_ticks(server: DevServer) -> str:
+    q = """{ sensorsOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "chimera"})
+    { ... on Sensors { results { name sensorState { status ticks(limit: 3) { status skipReason runIds
+      error { message } } } } } } }"""
+    try:
+        return str(server.graphql(q))
+    except requests.RequestException as exc:
+        return f"(cannot read ticks: {exc})"
+
+
+@pytest.mark.slow
+def test_graphql_partition_run_succeeds_and_writes_rows(dev):
+    from dagster import DagsterRunStatus
+    from dagster_graphql import DagsterGraphQLClient
+
+    partition, day = "2024-03-05|MES", date(2024, 3, 5)
+    assert _count(dev.home, "features.daily_ml_matrix", "symbol = $1 AND data_date = $2", ["MES", day]) == 0
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dev.port)
+    t0 = time.monotonic()
+    run_id = client.submit_job_execution(
+        "__ASSET_JOB",
+        asset_selection=[list(k) for k in CHAIN],
+        tags={"dagster/partition": partition, "dagster/partition/date": "2024-03-05",
+              "dagster/partition/symbol": "MES"},
+    )
+    status = None
+    while time.monotonic() - t0 < 180:
+        status = client.get_run_status(run_id)
+        if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+            break
+        time.sleep(1)
+    assert status == DagsterRunStatus.SUCCESS, f"run {run_id} ended {status}:\n{dev.log_tail()}"
+    print(f"GraphQL-launched run {run_id} SUCCESS in {time.monotonic() - t0:.1f}s")
+    assert _count(dev.home, "market_data.databento_futures_ohlcv_1h", "symbol = $1 AND trade_date = $2",
+                  ["MES", day]) > 0
+    assert _count(dev.home, "features.daily_ml_matrix", "symbol = $1 AND data_date = $2", ["MES", day]) == 1
+
+
+@pytest.mark.slow
+def test_new_landing_file_reaches_the_matrix_by_itself(dev):
+    new_days = [date(2024, 3, d) for d in (18, 19, 20, 21, 22)]
+    where = "symbol = $1 AND data_date BETWEEN $2 AND $3"
+    params = [LOADED_ROOT, new_days[0], new_days[-1]]
+    assert _count(dev.home, "features.daily_ml_matrix", where, params) == 0
+    t0 = time.monotonic()
+    # Only action: a new (SYNTHETIC) file lands: UTC days Mar 16..22 = trade dates Mar 18..22.
+    staging = dev.home / "download"
+    write_demo_files(staging, [LOADED_ROOT], date(2024, 3, 16), date(2024, 3, 23))
+    for f in staging.iterdir():
+        shutil.move(str(f), str(dev.landing / f.name))
+    n = 0
+    while time.monotonic() - t0 < FLOW_TIMEOUT_S:
+        n = _count(dev.home, "features.daily_ml_matrix", where, params)
+        if n == len(new_days):
+            break
+        time.sleep(2)
+    assert n == len(new_days), (
+        f"{n}/{len(new_days)} matrix rows after {FLOW_TIMEOUT_S}s\nsensors: {_sensor_ticks(dev)}\n{dev.log_tail()}"
+    )
+    print(f"new landing file -> {n} daily_ml_matrix rows in {time.monotonic() - t0:.1f}s")
+    # the raw rows came through the landing sensor, recorded in the ledger as loaded
+    led = _warehouse(dev.home).sql(
+        "SELECT count(*) AS n FROM ops.databento_load_state WHERE status = 'loaded' AND file_path LIKE $1",
+        ["%20240316-20240322%"],
+    )
+    assert int(led["n"][0]) >= 1
+
+
+def _chromium_skip_reason() -> str | None:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        return f"headless Chromium is absent ({CHROMIUM}); install it with: bash .ci/install_browser.sh"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed; install it with: bash .ci/install_browser.sh"
+    return None
+
+
+def _dismiss_popups(page) -> None:
+    """Close the webserver's first-visit "Join the Dagster community" dialog if it shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.wait_for(state="visible", timeout=3_000)
+        skip.click()
+    except PlaywrightTimeout:  # no dialog this time
+        return
+
+
+def _check_names(asset_path: list[str]) -> list[str]:
+    """Names of the asset checks wired on ``asset_path`` in the code location (none before checks land)."""
+    import dagster as dg
+
+    from chimera_assets.definitions import build_definitions
+
+    graph = build_definitions().resolve_asset_graph()
+    key = dg.AssetKey(asset_path)
+    return sorted(ck.name for ck in graph.asset_check_keys if ck.asset_key == key)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_shows_asset_graph_and_checks(dev, tmp_path):
+    reason = _chromium_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("CHIMERA_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    matrix = ["features", "daily_ml_matrix"]
+    checks = _check_names(matrix)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(60_000)
+            # The asset graph (lineage) of the features group, with its upstream/downstream neighbours.
+            page.goto(f"{dev.url}/locations/chimera/asset-groups/features", wait_until="domcontentloaded")
+            for name in ("session_bars", "market_features", "consolidated_features", "daily_ml_matrix"):
+                expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
+            _dismiss_popups(page)
+            page.wait_for_timeout(1500)  # let the graph layout settle for the screenshot
+            page.screenshot(path=str(shots / "asset_graph_features.png"), full_page=True)
+
+            # The checks page of the matrix.
+            page.goto(f"{dev.url}/assets/{'/'.join(matrix)}?view=checks", wait_until="domcontentloaded")
+            expect(page.get_by_text("daily_ml_matrix").first).to_be_visible()
+            if checks:
+                wanted = "matrix_freshness" if "matrix_freshness" in checks else checks[0]
+                expect(page.get_by_text(wanted, exact=True).first).to_be_visible()
+            else:  # no checks wired into the code location yet: the page says so
+                expect(page.get_by_text("No checks defined for this asset")).to_be_visible()
+            _dismiss_popups(page)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "daily_ml_matrix_checks.png"), full_page=True)
+        finally:
+            browser.close()
+    saved = sorted(p.name for p in shots.glob("*.png"))
+    assert saved == ["asset_graph_features.png", "daily_ml_matrix_checks.png"], saved
+    print(f"screenshots in {shots}: {saved}; checks on the matrix: {checks or 'none wired yet'}")
