@@ -476,7 +476,23 @@ def _join_symbology(
     return out
 
 
+# OHLCV record types by schema: a file whose records are not of its header's schema is refused.
+OHLCV_RTYPES = {"ohlcv-1s": 32, "ohlcv-1m": 33, "ohlcv-1h": 34, "ohlcv-1d": 35}
+
+
 def _ohlcv_chunk(arr, schema, mapping, roots, stats) -> pl.DataFrame:
+    expected = OHLCV_RTYPES.get(schema)
+    if expected is not None and len(arr) and "rtype" in arr.dtype.names:
+        wrong = np.asarray(arr["rtype"]) != expected
+        if wrong.any():
+            found = sorted({int(x) for x in np.unique(np.asarray(arr["rtype"])[wrong])})
+            raise DbnDecodeError(
+                f"{stats.path}: {int(wrong.sum())} record(s) have rtype {found}, not {expected} ({schema} as the "
+                f"header says); records of another schema (e.g. ohlcv-1d = 35) in a {schema} file"
+            )
+    # DBN volume is unsigned; a count above int64 max is a wrapped-around negative number, not a
+    # sentinel: keep it negative so the volume >= 0 rule rejects it instead of publishing NULL.
+    volume = pl.Series("volume", np.ascontiguousarray(arr["volume"]).view(np.int64))
     frame = pl.DataFrame(
         [
             _ts_series(arr, "ts_event"),
@@ -486,7 +502,7 @@ def _ohlcv_chunk(arr, schema, mapping, roots, stats) -> pl.DataFrame:
             _price_series(arr, "high"),
             _price_series(arr, "low"),
             _price_series(arr, "close"),
-            _int_series(arr, "volume"),
+            volume,
             _int_series(arr, "publisher_id"),
         ]
     )

@@ -135,6 +135,11 @@ def ingest_partitions(
     load_id = ledger.new_load_id()
     started = ledger.now_utc()
     run_id = context.run.run_id
+    for path, symbols in selection.foreign:
+        context.log.warning(
+            f"skipping {path}: its series {symbols} belong to no root of the universe {universe.path} "
+            f"(roots {universe.root_names}); add the root there to load it"
+        )
     _quarantine_unreadable(context, selection.unreadable, failed, wh, universe.dataset, schema, run_id, started)
     files = []
     for p, i in selection.files:

@@ -341,6 +341,20 @@ def dedupe_events(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+MAX_TEXT_CHARS = 1_000_000
+
+
+def _check_text_sizes(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    too_long = frame.filter(pl.col("text").str.len_chars() > MAX_TEXT_CHARS)
+    if too_long.height:
+        first = too_long.row(0, named=True)
+        raise PolicyInputError(
+            f"policy events file {path}: {too_long.height} text(s) longer than {MAX_TEXT_CHARS:,} characters "
+            f"(the first, at {first['ts']}, has {len(first['text']):,}); a broken export? fix or remove the file"
+        )
+    return frame
+
+
 def load_policy_events(paths: Iterable[Path | str], *, direct_authors: Sequence[str] = ()) -> pl.DataFrame:
     """Read policy event files into one deduplicated frame with :data:`EVENT_SCHEMA` columns.
 
@@ -355,12 +369,14 @@ def load_policy_events(paths: Iterable[Path | str], *, direct_authors: Sequence[
     00:00 UTC, text is ISO 8601 (offsets honoured). ``kind``: ``direct`` for Truth Social sources or a
     source containing one of ``direct_authors`` (case-insensitive), ``official`` for Federal Register
     sources, otherwise ``commentary``. Duplicates (same normalised text in the same UTC minute) are kept
-    once. Empty text is kept as an event (``""``). Texts are never truncated.
+    once. Empty text is kept as an event (``""``). Texts are never truncated: a text longer than
+    ``MAX_TEXT_CHARS`` (1,000,000 characters; real posts and orders are far below) is a broken export
+    and the file is refused.
 
     Raises :class:`PolicyInputError` (naming the file) for a missing/unreadable/unsupported file,
     invalid UTF-8, missing ts/text/source columns, or empty/unparseable timestamps or empty sources.
     """
-    frames = [_normalise_frame(_read_file(Path(p)), Path(p)) for p in paths]
+    frames = [_check_text_sizes(_normalise_frame(_read_file(Path(p)), Path(p)), Path(p)) for p in paths]
     frames = [f for f in frames if f.height]
     if not frames:
         return pl.DataFrame(schema=EVENT_SCHEMA)

@@ -87,6 +87,8 @@ def series_roots(info: DbnInfo, universe: Universe) -> set[str]:
 class FileSelection:
     files: list[tuple[Path, DbnInfo]] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    #: files of the schema whose series belong to no root of the universe (skipped, but said)
+    foreign: list[tuple[Path, list[str]]] = field(default_factory=list)
 
 
 def select_files(
@@ -112,8 +114,12 @@ def select_files(
             continue
         if info.start and info.start >= hi or info.end and info.end <= lo:
             continue
-        if info.stype_in != "instrument_id" and not (series_roots(info, universe) & roots):
-            continue
+        if info.stype_in != "instrument_id":
+            file_roots = series_roots(info, universe)
+            if not file_roots:
+                sel.foreign.append((p, info.symbols[:5]))
+            if not (file_roots & roots):
+                continue
         sel.files.append((p, info))
     sel.files.sort(key=lambda fi: (fi[0].stat().st_mtime_ns, str(fi[0])))
     return sel

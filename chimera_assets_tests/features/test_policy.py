@@ -535,13 +535,23 @@ def test_missing_file_is_a_policy_input_error(tmp_path: Path):
         load_policy_events([tmp_path / "nope.parquet"])
 
 
-def test_huge_text_is_loaded_whole_and_scored(tmp_path: Path):
-    huge = "tariff " * 800_000 + "Trump"  # 5.6 MB in one CSV field
+def test_huge_text_is_refused_naming_the_file(tmp_path: Path):
+    huge = "tariff " * 800_000 + "Trump"  # 5.6 MB in one CSV field: a broken export, not a post
     path = tmp_path / "huge.csv"
     pl.DataFrame({"ts": ["2025-01-15T20:00:00Z"], "source": ["blog"], "text": [huge]}).write_csv(path)
+    with pytest.raises(PolicyInputError, match=r"huge\.csv.*longer than 1,000,000 characters"):
+        load_policy_events([path])
+
+
+def test_long_but_plausible_text_is_loaded_whole_and_scored(tmp_path: Path):
+    text = "tariff " * 100_000 + "Trump"  # 700 KB: long, still under the limit
+    path = tmp_path / "long.csv"
+    pl.DataFrame({"ts": ["2025-01-15T20:00:00Z"], "source": ["blog"], "text": [text]}).write_csv(path)
     ev = load_policy_events([path])
-    assert ev["text"].str.len_chars()[0] == len(huge)
+    assert ev["text"].str.len_chars()[0] == len(text)
     r = day(ev)
     assert r["trump_mentions"] == 1
     assert r["trump_tariff_intensity"] == pytest.approx(100.0)  # tanh saturates
-    assert r["trumpxi_policy_impact"] == pytest.approx(-800_000 / 800_001)
+    assert r["trumpxi_policy_impact"] == pytest.approx(-100_000 / 100_001)
+
+

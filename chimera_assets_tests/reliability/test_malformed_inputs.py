@@ -254,19 +254,12 @@ DBN_CASES = [
     DbnCase("high-below-low", lambda d: _dbn(d / "hilo.dbn.zst", records=_high_below_low), "check",
             "ohlc_consistent"),
     DbnCase("negative-volume", lambda d: _dbn(d / "negvol.dbn.zst", records=_negative_volume), "check",
-            "volume", finding=(
-                "a wrapped-around (negative) uint64 volume is decoded as NULL (dbn_decode._int_series treats every "
-                "value above int64 max as a sentinel) and published; the ohlc_consistent audit does not compare "
-                "NULL volumes")),
+            "volume"),
     DbnCase("records-of-another-schema", lambda d: _dbn(d / "mislabelled.dbn.zst",
                                                         records=_daily_records_under_hourly_header),
-            "error", "ohlcv-1d", finding=(
-                "the decoder trusts the header's schema and never checks the records' rtype: daily bars in a "
-                "file labelled ohlcv-1h are published as hourly bars")),
-    DbnCase("unknown-root-series", lambda d: _dbn(d / "xyz.dbn.zst", mappings=_unknown_root), "warned", None,
-            finding=(
-                "a landing file whose series belong to no root of the universe (XYZ.v.0) is skipped in silence: no "
-                "log line names it, so a user who forgot to add the root never learns why nothing loaded")),
+            "error", "ohlcv-1d"),
+    DbnCase("unknown-root-series", lambda d: _dbn(d / "xyz.dbn.zst", mappings=_unknown_root), "warned",
+            "no root of the universe"),
     DbnCase("mapping-interval-gap", lambda d: _dbn(d / "gap.dbn.zst", start=date(2024, 3, 5), end=date(2024, 3, 8),
                                                    mappings=_gap_on_0306),
             "error", "no symbology mapping",
@@ -381,18 +374,15 @@ def _huge_policy_file(env: Env) -> Path:
 
 
 def test_huge_policy_text_is_handled_in_bounded_time(env):
-    """A multi-megabyte text neither crashes nor stalls the policy features."""
+    """A multi-megabyte text neither crashes nor stalls anything: the run ends quickly, refusing it."""
     import time
 
     _huge_policy_file(env)
     t0 = time.monotonic()
     res = _run_assets([POLICY_EVENTS], env.instance)
-    assert res.success and time.monotonic() - t0 < 60
+    assert not res.success and time.monotonic() - t0 < 60
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (low): policy event texts have no size limit; a 5.5 MB 'text' (in practice a broken export or "
-    "a mis-parsed file) is stored whole in reference.policy_events without a warning"))
 def test_huge_policy_text_is_refused_naming_the_file(env):
     wh = get_warehouse()
     before = snapshot(wh)
