@@ -220,12 +220,15 @@ def format_summary(summary: RunSummary) -> str:
 
 
 def frame_hash(frame: pl.DataFrame, exclude: tuple[str, ...] = ()) -> str:
-    """Order-independent content hash of a frame (used to prove re-runs change nothing)."""
+    """Order-independent content hash of a frame (used to prove re-runs change nothing).
+
+    Rows are hashed one by one (polars ``hash_rows``, stable within one process) and the sorted row
+    hashes digested, so neither row order nor memory layout (chunks) changes the result.
+    """
     import hashlib
 
     cols = [c for c in frame.columns if c not in exclude]
-    if not cols:
-        return ""
-    f = frame.select(cols)
-    f = f.sort(by=[c for c in cols if not isinstance(f.schema[c], pl.Struct)] or cols[:1])
-    return hashlib.sha256(f.write_ipc(None).getvalue()).hexdigest()
+    if not cols or frame.height == 0:
+        return hashlib.sha256(repr(cols).encode()).hexdigest()
+    rows = frame.select(cols).rechunk().hash_rows(seed=0).sort()
+    return hashlib.sha256(repr(cols).encode() + rows.to_numpy().tobytes()).hexdigest()
