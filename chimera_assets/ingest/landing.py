@@ -245,6 +245,8 @@ def _refuse_conflicting_duplicates(spec: TableSpec, path: Path, parts: list[pl.D
     if spec is STATISTICS or not parts:
         return  # statistics legitimately repeat a key (preliminary, then final settlement)
     rows = pl.concat(parts).drop("_file_order", "_pdate", strict=False)
+    if _keys_distinct(rows, list(spec.key)):
+        return  # no key occurs twice in the file (the usual case): nothing can conflict
     values = [c for c in rows.columns if c not in ("load_id",)]
     distinct = rows.select(values).unique()
     clash = distinct.filter(distinct.select(list(spec.key)).is_duplicated())
