@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run every chimera benchmark, one heavy benchmark at a time, writing benchmarks/results/*.json and a log.
+#
+#   benchmarks/run_all.sh            # full sizes (~35-45 min on a loaded 2-core machine)
+#   benchmarks/run_all.sh --quick    # smoke run of every script (~5 min)
+#
+# Run from anywhere; it changes to the repository root and uses .venv/bin/python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+QUICK=""
+if [[ "${1:-}" == "--quick" ]]; then QUICK="--quick"; fi
+mkdir -p benchmarks/results
+LOG=benchmarks/results/run_all${QUICK:+-quick}.log
+: > "$LOG"
+run() {
+  echo "=== $* (load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%M:%SZ))" | tee -a "$LOG"
+  "$@" 2>&1 | tee -a "$LOG"
+}
+# 1 + 2. Ingestion at 1x/2x/4x with both floors, the Dagster-run figure, the 1x run without write audits,
+#        the bounded-memory variant (blocks of 23 trade dates, about a month) and the naive baseline.
+run "$PY" -m benchmarks.bench_ingest $QUICK --chunk-dates 23
+# 3. The real batch through the whole graph (CLI default instance, then one planned event per asset),
+#    each followed by the no-op graph over the same partitions (Dagster's bookkeeping alone).
+run "$PY" -m benchmarks.bench_full_graph $QUICK --variants default,planned_subset
+# 3b. Ephemeral vs persistent (SQLite, as under `dagster dev`) instance, on one month only.
+run "$PY" -m benchmarks.bench_full_graph --quick --variants default,sqlite --no-noop --tag instances
+# 4. One new trade date after the history.
+run "$PY" -m benchmarks.bench_incremental $QUICK
+echo "=== done $(date -u +%H:%M:%SZ); results in benchmarks/results/" | tee -a "$LOG"
