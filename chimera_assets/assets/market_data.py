@@ -141,9 +141,11 @@ def ingest_partitions(
             f"(roots {universe.root_names}); add the root there to load it"
         )
     _quarantine_unreadable(context, selection.unreadable, failed, wh, universe.dataset, schema, run_id, started)
+    # Each selected file is hashed once per run (the quarantine test, the skip test and the ledger).
+    shas = {p: ledger.file_sha256(p) for p, _ in selection.files}
     files = []
     for p, i in selection.files:
-        if failed and ledger.file_sha256(p) in failed:
+        if shas[p] in failed:
             context.log.warning(f"skipping {p}: its last load failed (see ops.databento_load_state); "
                                 "replace or remove the file")
         else:
@@ -155,8 +157,7 @@ def ingest_partitions(
         f"{len(complete)} partition(s) fully covered, {len(partial)} partly (files end inside them), "
         f"{len(uncovered)} not covered (left unchanged)"
     )
-    shas = {p: ledger.file_sha256(p) for p, _ in files}
-    if writable and ledger.already_loaded(wh, schema, shas.values(), _series_for(writable, universe, schema),
+    if writable and ledger.already_loaded(wh, schema, [shas[p] for p, _ in files], _series_for(writable, universe, schema),
                                           min(d for d, _ in writable), max(d for d, _ in writable)):
         ledger.record(wh, [
             dict(source_kind="file", dataset=info.dataset, schema=schema, file_path=str(p), content_sha256=shas[p],
@@ -179,7 +180,7 @@ def ingest_partitions(
     except LandingFileError as exc:
         ledger.record(wh, [dict(
             source_kind="file", dataset=universe.dataset, schema=schema, status="failed", error=str(exc)[:2000],
-            file_path=str(exc.path), content_sha256=ledger.file_sha256(exc.path), run_id=run_id,
+            file_path=str(exc.path), content_sha256=shas[exc.path], run_id=run_id,
             started_at=started, finished_at=ledger.now_utc(),
         )])
         raise IngestError(f"cannot ingest {spec.fqn}: {exc}") from exc
