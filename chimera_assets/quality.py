@@ -235,10 +235,10 @@ def null_required_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     null_list = pl.concat_str(
         [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in cols], separator=",", ignore_nulls=True
     )
-    f = _with_partition(frame, spec)
+    # Filter first: the partition key string is built for the offending rows only.
+    f = _with_partition(frame.filter(pl.any_horizontal([pl.col(c).is_null() for c in cols])), spec)
     return (
-        f.filter(pl.any_horizontal([pl.col(c).is_null() for c in cols]))
-        .with_columns(null_list.alias("null_columns"))
+        f.with_columns(null_list.alias("null_columns"))
         .select(*_id_columns(spec), "null_columns")
     )
 
@@ -246,7 +246,8 @@ def null_required_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 def duplicate_key_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     """One row per duplicated key, with ``copies`` (>= 2)."""
     key = list(spec.key)
-    if frame.is_empty():
+    if frame.is_empty() or frame.select(pl.struct(key).hash().n_unique()).item() == frame.height:
+        # As many distinct key hashes as rows: no key repeats (the usual case), nothing to group.
         return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in key}, "copies": pl.UInt32})
     f = _with_partition(frame, spec)
     return (

@@ -86,6 +86,30 @@ def test_failure_after_staging_before_commit_leaves_previous_contents(warehouse)
     assert _sorted(warehouse.read(SB)).equals(before)
 
 
+def test_blocks_are_one_atomic_change_equal_to_one_merge(warehouse):
+    dates = (D1, D2, D3)
+    keys = [(d, s) for d in dates for s in ("ZL", "ES")]
+    warehouse.merge(SB, rows_for(SB, session_rows(keys, close=1.0)), Slice.from_keys(keys))
+    before = _sorted(warehouse.read(SB))
+
+    def blocks(fail_at: int | None):
+        for i, d in enumerate(dates):
+            if i == fail_at:
+                raise RuntimeError("injected: a bad input found while building a late block")
+            block = [(d, "ZL")] if d != D2 else []  # D2|ZL is dropped: the rewrite must delete it
+            yield rows_for(SB, session_rows(block, close=2.0)), Slice.from_keys([(d, "ZL")])
+
+    with pytest.raises(RuntimeError, match="injected"):
+        warehouse.merge_blocks(SB, blocks(fail_at=2), Slice.from_keys([(d, "ZL") for d in dates]))
+    assert _sorted(warehouse.read(SB)).equals(before)  # blocks 1 and 2 were not published either
+
+    result = warehouse.merge_blocks(SB, blocks(fail_at=None), Slice.from_keys([(d, "ZL") for d in dates]))
+    assert result.rows_written == 2
+    back = _sorted(warehouse.read(SB))
+    assert back.select(["trade_date", "symbol", "close"]).rows() == [
+        (D1, "ES", 1.0), (D1, "ZL", 2.0), (D2, "ES", 1.0), (D3, "ES", 1.0), (D3, "ZL", 2.0)]
+
+
 def test_read_filters_by_slice(warehouse):
     keys = [(d, s) for d in (D1, D2, D3) for s in ("ZL", "ES")]
     warehouse.merge(SB, rows_for(SB, session_rows(keys)), Slice.from_keys(keys))

@@ -16,6 +16,7 @@ from chimera_assets.checks import audit_for
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import (
     SCHEMA_TABLES,
+    FileLoad,
     LandingFileError,
     build_raw_frame,
     covered_keys,
@@ -47,16 +48,18 @@ def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, sc
     return list_dbn_files(landing)
 
 
-def _attach_definitions(frame: pl.DataFrame, wh: Warehouse) -> pl.DataFrame:
-    """raw_symbol (and is_spread from the instrument class) from known definitions, else as decoded."""
-    if frame.is_empty() or "raw_symbol" not in frame.columns:
-        return frame
+def _latest_definitions(wh: Warehouse) -> pl.DataFrame:
+    """The latest known definition per instrument_id (raw_symbol, instrument class); may be empty."""
     defs = wh.read(DEFINITIONS, columns=["instrument_id", "valid_date", "raw_symbol", "instrument_class"])
-    if defs.is_empty():
-        return frame
-    latest = defs.sort("valid_date").group_by("instrument_id").last().select(
+    return defs.sort("valid_date").group_by("instrument_id").last().select(
         "instrument_id", pl.col("raw_symbol").alias("_def_raw"), pl.col("instrument_class").alias("_cls")
     )
+
+
+def _attach_definitions(frame: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
+    """raw_symbol (and is_spread from the instrument class) from known definitions, else as decoded."""
+    if frame.is_empty() or "raw_symbol" not in frame.columns or latest.is_empty():
+        return frame
     return (
         frame.join(latest, on="instrument_id", how="left")
         .with_columns(
@@ -70,9 +73,9 @@ def _attach_definitions(frame: pl.DataFrame, wh: Warehouse) -> pl.DataFrame:
     )
 
 
-def _attach_settlements(frame: pl.DataFrame, wh: Warehouse, slice_: Slice) -> pl.DataFrame:
-    """settle (stat_type 3 price) and open_interest (stat_type 9 quantity) for the 1d table."""
-    stats = wh.read(STATISTICS, slice_)
+def _attach_settlements(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
+    """settle (stat_type 3 price) and open_interest (stat_type 9 quantity) for the 1d table, from the
+    statistics rows of the partitions being written."""
     if stats.is_empty() or frame.is_empty():
         return frame
     key = ["trade_date", "symbol", "instrument_id"]
@@ -119,6 +122,33 @@ def _quarantine_unreadable(context, unreadable, failed, wh, dataset, schema, run
     ])
     names = "; ".join(reason for _, _, reason in new_bad)
     raise IngestError(f"cannot ingest: {names}")
+
+
+# Trade dates per write of a long backfill (about a quarter): bounds the rows held in memory at once.
+BLOCK_TRADE_DATES = 65
+
+
+def _date_blocks(keys: list, n: int | None = None) -> list[list]:
+    """``keys`` split into blocks of at most ``n`` (default ``BLOCK_TRADE_DATES``) consecutive trade dates,
+    every root of a date in the same block."""
+    n = n or BLOCK_TRADE_DATES
+    dates = sorted({d for d, _ in keys})
+    blocks = []
+    for i in range(0, len(dates), n):
+        chunk = set(dates[i : i + n])
+        blocks.append([k for k in keys if k[0] in chunk])
+    return blocks
+
+
+def _merge_loads(a: FileLoad | None, b: FileLoad) -> FileLoad:
+    """One ledger row per file: a file read for two blocks adds the rows it gave each block."""
+    if a is None:
+        return b
+    firsts = [t for t in (a.first_ts, b.first_ts) if t is not None]
+    lasts = [t for t in (a.last_ts, b.last_ts) if t is not None]
+    return FileLoad(a.path, a.info, max(a.records, b.records), a.rows_for_keys + b.rows_for_keys,
+                    min(firsts) if firsts else None, max(lasts) if lasts else None,
+                    max(a.unmapped_dropped, b.unmapped_dropped))
 
 
 def ingest_partitions(
@@ -175,8 +205,34 @@ def ingest_partitions(
             metadata={"rows_written": 0, "files": 0, "partitions_not_covered": len(uncovered),
                       "note": "no source file covers these partitions; table unchanged"}
         )
+    # A long backfill is built and written in blocks of trade dates, so Python holds one block's rows
+    # at a time; the warehouse writes every block in one transaction, so a bad file found in a late
+    # block still leaves the table as it was.
+    defs = _latest_definitions(wh) if spec is not DEFINITIONS and spec is not STATISTICS else None
+    stats = wh.read(STATISTICS, Slice.from_keys(writable)) if spec is OHLCV_1D else None
+    per_root: dict[str, int] = {}
+    loads_by_path: dict[Path, FileLoad] = {}
+    current: list[FileLoad] = []  # the loads of the block being written (named if its audit fails)
+
+    def blocks():
+        for block in _date_blocks(writable):
+            bdates = sorted({d for d, _ in block})
+            in_block = {p for p, _ in select_files([p for p, _ in files], schema, bdates, roots, universe).files}
+            frame, block_loads = build_raw_frame(spec, [f for f in files if f[0] in in_block], block, universe,
+                                                 load_id)
+            current[:] = block_loads
+            if stats is not None:
+                frame = _attach_settlements(frame, stats)
+            if defs is not None:
+                frame = _attach_definitions(frame, defs)
+            for sym, n in frame.group_by(spec.symbol_column).len().rows():
+                per_root[sym] = per_root.get(sym, 0) + n
+            for fl in block_loads:
+                loads_by_path[fl.path] = _merge_loads(loads_by_path.get(fl.path), fl)
+            yield frame, Slice.from_keys(block)
+
     try:
-        frame, loads = build_raw_frame(spec, files, writable, universe, load_id)
+        result = wh.merge_blocks(spec, blocks(), Slice.from_keys(writable), audit=audit_for(spec))
     except LandingFileError as exc:
         ledger.record(wh, [dict(
             source_kind="file", dataset=universe.dataset, schema=schema, status="failed", error=str(exc)[:2000],
@@ -184,12 +240,6 @@ def ingest_partitions(
             started_at=started, finished_at=ledger.now_utc(),
         )])
         raise IngestError(f"cannot ingest {spec.fqn}: {exc}") from exc
-    if spec is OHLCV_1D:
-        frame = _attach_settlements(frame, wh, Slice.from_keys(writable))
-    if spec is not DEFINITIONS and spec is not STATISTICS:
-        frame = _attach_definitions(frame, wh)
-    try:
-        result = wh.merge(spec, frame, Slice.from_keys(writable), audit=audit_for(spec))
     except AuditFailed as exc:
         # Hard data-quality rules rejected the staged rows: nothing was published; say which files.
         ledger.record(wh, [
@@ -199,9 +249,11 @@ def ingest_partitions(
                  file_path=str(fl.path), dbn_version=fl.info.dbn_version, record_count=fl.records,
                  status="failed", error=f"audit failed: {exc}"[:2000], run_id=run_id, started_at=started,
                  finished_at=ledger.now_utc())
-            for fl in loads
+            for fl in current
         ])
         raise
+    rows_written = result.rows_written
+    loads = list(loads_by_path.values())
     finished = ledger.now_utc()
     written_series = sorted(_series_for(writable, universe, schema))
     span = ledger.partition_span(min(d for d, _ in writable), max(d for d, _ in writable))
@@ -216,18 +268,17 @@ def ingest_partitions(
         )
         for i, fl in enumerate(loads)
     ])
-    per_root = frame.group_by(spec.symbol_column).len().sort(spec.symbol_column).rows()
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": result.rows_written,
-            "dagster/partition_row_count": result.rows_written,
+            "dagster/row_count": rows_written,
+            "dagster/partition_row_count": rows_written,
             "dagster/table_name": f"{wh.kind}:{spec.fqn}",
             "dagster/column_schema": column_schema(spec),
             "files": len(loads),
             "partitions_written": len(writable),
             "partitions_not_covered": len(uncovered),
             "partitions_partly_covered": dg.MetadataValue.json([f"{d}|{r}" for d, r in partial[:20]]),
-            "rows_per_root": dg.MetadataValue.json({str(k): int(v) for k, v in per_root}),
+            "rows_per_root": dg.MetadataValue.json({str(k): int(v) for k, v in sorted(per_root.items())}),
             "unmapped_records_dropped": sum(fl.unmapped_dropped for fl in loads),
         }
     )

@@ -107,7 +107,10 @@ def prepare_frame(spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None) ->
     null_keys = out.filter(pl.any_horizontal([pl.col(k).is_null() for k in spec.key]))
     if null_keys.height:
         raise FrameRejected(f"{spec.fqn}: {null_keys.height} row(s) have a NULL key column {list(spec.key)}")
-    dups = out.group_by(list(spec.key)).len().filter(pl.col("len") > 1)
+    # As many distinct key hashes as rows proves every key distinct (the common case, ~3x cheaper
+    # than grouping); otherwise group to find the duplicates (or a mere hash collision).
+    distinct = out.select(pl.struct(list(spec.key)).hash().n_unique()).item() == out.height
+    dups = out.head(0) if distinct else out.group_by(list(spec.key)).len().filter(pl.col("len") > 1)
     if dups.height:
         sample = dups.head(10).drop("len").rows()
         raise FrameRejected(f"{spec.fqn}: {dups.height} duplicate key(s) {list(spec.key)}, e.g. {sample}")
@@ -166,6 +169,23 @@ class Warehouse(abc.ABC):
         ``slice_=None`` upserts without deleting. ``audit`` runs on the staged rows before
         publishing; raising (``AuditFailed``) leaves the table unchanged.
         """
+
+    def merge_blocks(
+        self,
+        spec: TableSpec,
+        blocks: Iterable[tuple[pl.DataFrame, Slice | None]],
+        whole: Slice | None,
+        audit: Audit | None = None,
+    ) -> MergeResult:
+        """Write ``blocks`` (frames, each with the slice it replaces; the slices are disjoint and
+        together make ``whole``) as one atomic change, as ``merge`` does for one frame.
+
+        Backends that can hold a transaction open across statements (DuckDB) write block by block so
+        memory is bounded by a block; this default gathers the blocks and merges once.
+        """
+        frames = [f for f, _ in blocks]
+        frame = pl.concat(frames, how="vertical_relaxed") if frames else spec.empty_frame()
+        return self.merge(spec, frame, whole, audit)
 
     @abc.abstractmethod
     def read(

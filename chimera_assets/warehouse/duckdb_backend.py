@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -130,45 +131,67 @@ class DuckDBWarehouse(Warehouse):
     def merge(
         self, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None, audit: Audit | None = None
     ) -> MergeResult:
-        frame = prepare_frame(spec, frame, slice_)
+        return self.merge_blocks(spec, [(frame, slice_)], slice_, audit)
+
+    def merge_blocks(
+        self,
+        spec: TableSpec,
+        blocks: Iterable[tuple[pl.DataFrame, Slice | None]],
+        whole: Slice | None,
+        audit: Audit | None = None,
+    ) -> MergeResult:
+        """Every block in ONE transaction: Python holds one block at a time, DuckDB buffers the rest.
+
+        An exception while a block is being produced (a bad file found late) or written rolls back
+        every block, so the table is as it was.
+        """
         con = self.connect()
+        rows = 0
         try:
-            self._ensure(con, spec)
             con.execute("BEGIN TRANSACTION")
             try:
-                # When the target holds no row of the slice (a first load), the MERGE could only insert
-                # every staged row (nothing can match, nothing in the slice is left to delete): a plain
-                # INSERT does exactly that without the key join. Checked inside the transaction.
-                insert_only = slice_ is not None and not self._slice_has_rows(con, spec, slice_)
-                con.register("chimera_incoming", frame.to_arrow())
-                if insert_only and audit is None:
-                    # Nothing to audit: insert straight from the Arrow frame, no staging copy.
-                    con.execute(self._insert_sql(spec, "chimera_incoming"))
-                    con.unregister("chimera_incoming")
-                    if self.before_commit is not None:
-                        self.before_commit(spec)
-                    con.execute("COMMIT")
-                    return MergeResult(spec.fqn, frame.height)
-                con.execute("CREATE TEMP TABLE chimera_staging AS SELECT * FROM chimera_incoming")
-                con.unregister("chimera_incoming")
-                if audit is not None:
-                    staged = pl.from_arrow(con.sql("SELECT * FROM chimera_staging").to_arrow_table())
-                    audit(conform(spec, staged))
-                if insert_only:
-                    con.execute(self._insert_sql(spec, "chimera_staging"))
-                else:
-                    sql, params = merge_statement(spec, self._name(spec), "chimera_staging", slice_, DUCKDB)
-                    con.execute(sql, [v for _, v in params])
+                # DDL is transactional in DuckDB: a rejected first write leaves no empty table behind.
+                self._ensure(con, spec)
+                for frame, slice_ in blocks:
+                    rows += self._write_block(con, spec, prepare_frame(spec, frame, slice_), slice_, audit)
                 if self.before_commit is not None:
                     self.before_commit(spec)
-                con.execute("DROP TABLE chimera_staging")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
+                self._known_tables.discard(spec.fqn)
                 raise
         finally:
             con.close()
-        return MergeResult(spec.fqn, frame.height)
+        return MergeResult(spec.fqn, rows)
+
+    def _write_block(
+        self, con: duckdb.DuckDBPyConnection, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None,
+        audit: Audit | None,
+    ) -> int:
+        # When the target holds no row of the slice (a first load), the MERGE could only insert every
+        # staged row (nothing can match, nothing in the slice is left to delete): a plain INSERT does
+        # exactly that without the key join. Checked inside the transaction.
+        insert_only = slice_ is not None and not self._slice_has_rows(con, spec, slice_)
+        con.register("chimera_incoming", frame.to_arrow())
+        try:
+            if insert_only:
+                # Straight from the Arrow frame, no staging copy; the audit judges the very rows being
+                # inserted (prepare_frame already cast them to the table's types).
+                if audit is not None:
+                    audit(frame)
+                con.execute(self._insert_sql(spec, "chimera_incoming"))
+                return frame.height
+            con.execute("CREATE OR REPLACE TEMP TABLE chimera_staging AS SELECT * FROM chimera_incoming")
+        finally:
+            con.unregister("chimera_incoming")
+        if audit is not None:
+            staged = pl.from_arrow(con.sql("SELECT * FROM chimera_staging").to_arrow_table())
+            audit(conform(spec, staged))
+        sql, params = merge_statement(spec, self._name(spec), "chimera_staging", slice_, DUCKDB)
+        con.execute(sql, [v for _, v in params])
+        con.execute("DROP TABLE chimera_staging")
+        return frame.height
 
     def _slice_has_rows(self, con: duckdb.DuckDBPyConnection, spec: TableSpec, slice_: Slice) -> bool:
         """Whether the target already holds a row of ``slice_`` (zone maps make this cheap)."""

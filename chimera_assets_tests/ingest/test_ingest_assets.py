@@ -182,3 +182,42 @@ def test_copy_of_real_file_under_another_name_is_skipped_by_sha(tmp_path, monkey
     assert get_warehouse().read(OHLCV_1H).height == n
     # The copy has the same sha256 as the loaded original: both are reported unchanged, nothing reloaded.
     assert led.filter(pl.col("status") == "skipped_unchanged").height == 2
+
+
+def test_blockwise_backfill_equals_one_block_and_a_bad_file_in_a_late_block_writes_nothing(tmp_path, monkeypatch):
+    """Long backfills are built in blocks of trade dates (bounded memory) but written as ONE change."""
+    from chimera_assets.assets import market_data
+
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    files = write_demo_files(landing, ["ZL", "MES"], date(2024, 3, 1), date(2024, 4, 1), files="daily")
+    monkeypatch.setenv("CHIMERA_HOME", str(tmp_path / "one_block"))
+    assert run_range([H1], "2024-03-01", "2024-03-29", "ZL", "MES").success
+    one_block = get_warehouse().read(OHLCV_1H).drop("load_id").sort("ts_event", "symbol")
+
+    monkeypatch.setattr(market_data, "BLOCK_TRADE_DATES", 4)  # 21 trade dates -> 6 blocks
+    assert len(market_data._date_blocks([(d, "ZL") for d in pl.date_range(date(2024, 3, 1), date(2024, 3, 29),
+                                                                             eager=True) if d.weekday() < 5])) == 6
+    monkeypatch.setenv("CHIMERA_HOME", str(tmp_path / "blocks"))
+    res = run_range([H1], "2024-03-01", "2024-03-29", "ZL", "MES")
+    assert res.success
+    blocks = get_warehouse().read(OHLCV_1H).drop("load_id").sort("ts_event", "symbol")
+    assert blocks.height == one_block.height > 0
+    assert blocks.equals(one_block)
+    led = read_ledger(get_warehouse()).filter(pl.col("status") == "loaded")
+    # One ledger row per file even though a file may be read for two blocks, rows summed over blocks.
+    assert led.height == led["file_path"].n_unique()
+    assert led["rows_written"].sum() == blocks.height
+
+    # A bad file whose bars fall in the last two blocks (trade dates 03-28, 03-29): four blocks were
+    # already built and sent to the warehouse, yet nothing is published (a first load: no table at all).
+    monkeypatch.setenv("CHIMERA_HOME", str(tmp_path / "bad_late"))
+    last = next(p for p in files if "-20240328-" in p.name)
+    _truncate(last, landing / ("bad-" + last.name))
+    last.unlink()
+    res = run_range([H1], "2024-03-01", "2024-03-29", "ZL", "MES", raise_on_error=False)
+    assert not res.success
+    wh = get_warehouse()
+    assert not wh.table_exists(OHLCV_1H)
+    failed = read_ledger(wh).filter(pl.col("status") == "failed")
+    assert failed["file_path"].to_list() == [str(landing / ("bad-" + last.name))]
