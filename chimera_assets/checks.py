@@ -23,6 +23,7 @@ Wiring (definitions.py): ``asset_checks=build_checks()`` (or ``ALL_CHECKS``), ``
 and a call to ``register_audits()`` before the definitions are used.
 """
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -355,7 +356,12 @@ def matrix_freshness(context: dg.AssetCheckExecutionContext, warehouse: Warehous
 
 
 def _column_types(mat: dg.AssetMaterialization | None) -> dict[str, str] | None:
-    value = (mat.metadata or {}).get("dagster/column_schema") if mat is not None else None
+    md = (mat.metadata or {}) if mat is not None else {}
+    text = md.get("chimera/columns")
+    if text is not None:
+        return dict(json.loads(getattr(text, "value", text)))
+    # Materializations recorded before the compact text carried the whole TableSchema.
+    value = md.get("dagster/column_schema")
     schema = getattr(value, "schema", value)
     if not isinstance(schema, dg.TableSchema):
         return None
@@ -399,7 +405,7 @@ def schema_change_outcome(instance: dg.DagsterInstance, key: dg.AssetKey) -> Che
 
 def schema_change_checks() -> list[dg.AssetChecksDefinition]:
     """``column_schema_change`` (WARN) on every table asset. The IO manager and the raw and training
-    assets record ``dagster/column_schema`` on each materialization."""
+    assets record the columns (``chimera/columns``) on each materialization."""
     keys = [asset_key(s) for s in ALL_TABLES.values() if s.schema != "ops"]
     keys += [asset_key(training_table(r)) for r in get_universe().root_names]
     specs = [

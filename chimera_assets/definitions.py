@@ -13,7 +13,7 @@ from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
-from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource, with_table_metadata
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
 
@@ -24,7 +24,7 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
     return dg.Definitions(
         assets=[
-            *with_automation([*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()]),
+            *with_table_metadata(with_automation([*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()])),
             *QUALITY_ASSETS,
         ],
         asset_checks=build_checks(),

@@ -6,6 +6,7 @@ new frame no longer has in the same statement, so re-running a partition never d
 """
 
 
+import json
 from collections.abc import Callable
 
 import dagster as dg
@@ -30,6 +31,49 @@ def column_schema(spec: TableSpec) -> dg.TableSchema:
             for c in spec.columns
         ]
     )
+
+
+def columns_text(spec: TableSpec) -> str:
+    """The column names and types as compact JSON text, recorded on every materialization.
+
+    The full ``dagster/column_schema`` (a nested TableSchema) lives in the asset definition's metadata
+    instead: serialising it on each of thousands of partition events cost ~0.55 ms per event, about a
+    fifth of Dagster's bookkeeping per partition. The schema-change check reads this text.
+    """
+    return json.dumps([[c.name, c.type] for c in column_schema(spec).columns], separators=(",", ":"))
+
+
+def written_metadata(spec: TableSpec, wh: Warehouse) -> dict:
+    """Metadata every write of ``spec`` records (cheap to serialise per partition)."""
+    return {
+        "dagster/table_name": dg.MetadataValue.text(f"{wh.kind}:{spec.fqn}"),
+        "chimera/columns": dg.MetadataValue.text(columns_text(spec)),
+    }
+
+
+def row_count_metadata(rows_written: int, partitions: int | None) -> dict:
+    """Row counts of one write. Dagster copies a range run's metadata onto every partition's event,
+    so ``dagster/partition_row_count`` is set only when the write covered a single partition; a range
+    records its total as ``rows_written_in_run`` with the partition count instead."""
+    if partitions is None:
+        return {"dagster/row_count": dg.MetadataValue.int(rows_written)}
+    out = {"rows_written_in_run": dg.MetadataValue.int(rows_written), "partitions_written": dg.MetadataValue.int(partitions)}
+    if partitions == 1:
+        out["dagster/partition_row_count"] = dg.MetadataValue.int(rows_written)
+    return out
+
+
+def with_table_metadata(assets: list) -> list:
+    """Attach ``dagster/column_schema`` to the definition of every asset stored as a table."""
+
+    def attach(asset_spec: dg.AssetSpec) -> dg.AssetSpec:
+        try:
+            spec = spec_for_asset_key(asset_spec.key)
+        except KeyError:
+            return asset_spec
+        return asset_spec.merge_attributes(metadata={"dagster/column_schema": column_schema(spec)})
+
+    return list(dg.map_asset_specs(attach, assets))
 
 
 def slice_for_context(context: dg.InputContext | dg.OutputContext, spec: TableSpec) -> Slice:
@@ -77,15 +121,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         audit_factory = AUDITS.get(spec.fqn)
         wh = self.warehouse.get()
         result = wh.merge(spec, obj, slice_, audit=audit_factory(spec) if audit_factory else None)
-        meta: dict = {
-            "dagster/table_name": dg.MetadataValue.text(f"{wh.kind}:{spec.fqn}"),
-            "dagster/column_schema": column_schema(spec),
-            "dagster/row_count": dg.MetadataValue.int(result.rows_written),
-        }
-        if context.has_asset_partitions:
-            meta["dagster/partition_row_count"] = dg.MetadataValue.int(result.rows_written)
-            meta["partitions_written"] = dg.MetadataValue.int(len(context.asset_partition_keys))
-        context.add_output_metadata(meta)
+        n_parts = len(context.asset_partition_keys) if context.has_asset_partitions else None
+        context.add_output_metadata({**written_metadata(spec, wh), **row_count_metadata(result.rows_written, n_parts)})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         assert context.asset_key is not None

@@ -129,6 +129,10 @@ def run_graph(
             continue
         kind = "none" if pdef is None else "multi" if isinstance(pdef, dg.MultiPartitionsDefinition) else "date"
         keys_by_kind[kind].append(key)
+    skipped = _nothing_to_load(defs, dates, roots)
+    for key, reason in skipped.items():
+        progress(f"skipping {key.to_user_string()}: {reason}")
+    keys_by_kind["multi"] = [k for k in keys_by_kind["multi"] if k not in skipped]
     training = {k for k in keys_by_kind["none"] if k.path[0] == "training" and k.path[1].endswith("_daily")}
     reports = {k for k in keys_by_kind["none"] if k.path[0] == "ops"}
     stages: list[tuple[str, set[dg.AssetKey], dict[str, str], int]] = [
@@ -177,6 +181,16 @@ def run_graph(
             break
     rows = table_row_counts(warehouse, roots)
     return RunSummary(results, rows, repr(warehouse))
+
+
+def _nothing_to_load(defs: dg.Definitions, dates: list[date], roots: list[str]) -> dict[dg.AssetKey, str]:
+    """Raw assets with no landing file for the range: left out of the run instead of recording an
+    empty materialization per partition."""
+    from chimera_assets.assets.market_data import raw_assets_with_nothing_to_load
+    from chimera_assets.resources import DatabentoSource
+
+    source = (defs.resources or {}).get("databento")
+    return raw_assets_with_nothing_to_load(source, dates, roots) if isinstance(source, DatabentoSource) else {}
 
 
 def root_cause(error) -> str:

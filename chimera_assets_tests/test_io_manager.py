@@ -1,6 +1,7 @@
 """The MERGE IO manager inside Dagster: multi-date AND multi-root runs, rewrites, rejections, lookbacks."""
 
 
+import json
 from datetime import date
 
 import dagster as dg
@@ -8,6 +9,7 @@ import polars as pl
 import pytest
 
 from chimera_assets.assets.common import lookback
+from chimera_assets.definitions import build_definitions
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys
 from chimera_assets.runner import root_cause
@@ -67,8 +69,13 @@ def test_one_run_over_three_dates_and_two_roots_stores_all_six_slices():
     assert len(mats) == 6
     md = mats[0].materialization.metadata
     assert md["dagster/table_name"].value == "duckdb:features.session_bars"
-    assert [c.name for c in md["dagster/column_schema"].schema.columns] == SESSION_BARS.column_names
-    assert md["dagster/partition_row_count"].value == 6
+    assert [c for c, _ in json.loads(md["chimera/columns"].value)] == SESSION_BARS.column_names
+    # The full TableSchema is definition metadata (cheap per partition event), as the UI shows it.
+    defn = build_definitions().resolve_asset_graph().get(dg.AssetKey(["features", "session_bars"]))
+    assert [c.name for c in defn.metadata["dagster/column_schema"].columns] == SESSION_BARS.column_names
+    # A range run: the total is not passed off as each partition's row count.
+    assert md["rows_written_in_run"].value == 6 and md["partitions_written"].value == 6
+    assert "dagster/partition_row_count" not in md
 
 
 def test_rerun_three_times_then_fewer_rows_deletes_only_dropped_keys():

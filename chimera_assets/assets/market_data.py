@@ -23,7 +23,7 @@ from chimera_assets.ingest.landing import (
     list_dbn_files,
     select_files,
 )
-from chimera_assets.io_manager import WarehouseResource, column_schema
+from chimera_assets.io_manager import WarehouseResource, row_count_metadata, written_metadata
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
@@ -270,12 +270,10 @@ def ingest_partitions(
     ])
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows_written,
-            "dagster/partition_row_count": rows_written,
-            "dagster/table_name": f"{wh.kind}:{spec.fqn}",
-            "dagster/column_schema": column_schema(spec),
-            "files": len(loads),
+            **written_metadata(spec, wh),
+            **row_count_metadata(rows_written, len(keys)),
             "partitions_written": len(writable),
+            "files": len(loads),
             "partitions_not_covered": len(uncovered),
             "partitions_partly_covered": dg.MetadataValue.json([f"{d}|{r}" for d, r in partial[:20]]),
             "rows_per_root": dg.MetadataValue.json({str(k): int(v) for k, v in sorted(per_root.items())}),
@@ -340,12 +338,34 @@ def databento_load_state(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": led.height,
-            "dagster/table_name": f"{wh.kind}:{LOAD_STATE.fqn}",
-            "dagster/column_schema": column_schema(LOAD_STATE),
+            **written_metadata(LOAD_STATE, wh),
             "status_counts": dg.MetadataValue.json(counts),
             "recent_failures": dg.MetadataValue.md(md if failures.height else "none"),
         }
     )
+
+
+def raw_assets_with_nothing_to_load(source: DatabentoSource, dates: list, roots: list[str]) -> dict[dg.AssetKey, str]:
+    """Raw assets the landing directory holds no file for in ``dates`` x ``roots``, with the reason.
+
+    A run that includes such an asset would record an empty materialization for each of its
+    partitions (Dagster bookkeeping of ~2-6 ms each, for nothing) and show them as materialized.
+    Landing mode only (the API mode fetches what it is asked). An asset is kept whenever a file of
+    its schema exists for these dates, and every asset is kept while any landing file is unreadable,
+    so a bad file always fails its run loudly.
+    """
+    if source.mode != "landing" or not dates or not roots:
+        return {}
+    universe = get_universe()
+    paths = list_dbn_files(source.landing_path())
+    out: dict[dg.AssetKey, str] = {}
+    for schema, spec in SCHEMA_TABLES.items():
+        sel = select_files(paths, schema, dates, roots, universe)
+        if sel.unreadable:
+            return {}
+        if not (sel.files or sel.foreign):
+            out[_key(spec)] = f"no {schema} file in {source.landing_path()} for these dates and roots"
+    return out
 
 
 RAW_ASSETS = [
