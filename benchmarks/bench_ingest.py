@@ -298,6 +298,7 @@ def _keys(task: dict) -> tuple[list[str], str, str]:
 
 
 def worker_ingest(task: dict) -> dict:
+    import databento  # noqa: F401 - imported lazily by the header reader; import cost is not ingest cost
     import polars as pl
 
     from chimera_assets.assets.market_data import ingest_partitions

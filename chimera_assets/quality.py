@@ -259,17 +259,20 @@ def duplicate_key_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 
 
 def _ohlc_frame(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame | None:
-    """Key + open/high/low/close/volume: top-level columns, or the matrix's ``market_data`` STRUCT."""
+    """Key (+ partition columns) and open/high/low/close/volume: top-level columns, or the matrix's
+    ``market_data`` STRUCT. The partition string is added later, to the offending rows only."""
+    part = [c for c in (spec.date_column, spec.symbol_column) if c and c in frame.columns]
+    base = list(dict.fromkeys([*spec.key, *part]))
     if all(c in frame.columns for c in OHLC):
         vol = [pl.col("volume")] if "volume" in frame.columns else [pl.lit(None, pl.Int64).alias("volume")]
-        return _with_partition(frame, spec).select(*_id_columns(spec), *OHLC, *vol)
+        return frame.select(*base, *OHLC, *vol)
     if "market_data" in frame.columns and isinstance(frame.schema["market_data"], pl.Struct):
         have = {f.name for f in frame.schema["market_data"].fields}
         cols = [
             pl.col("market_data").struct.field(c).alias(c) if c in have else pl.lit(None, pl.Float64).alias(c)
             for c in (*OHLC, "volume")
         ]
-        return _with_partition(frame, spec).select(*_id_columns(spec), *cols)
+        return frame.select(*base, *cols)
     return None
 
 
@@ -297,7 +300,7 @@ def ohlc_violation_rows(frame: pl.DataFrame, spec: TableSpec, tolerance: float =
         separator=",", ignore_nulls=True,
     )
     bad = pl.any_horizontal([cond.fill_null(False) for cond in conds.values()])
-    return f.filter(bad).with_columns(problems.alias("problems")).select(
+    return _with_partition(f.filter(bad), spec).with_columns(problems.alias("problems")).select(
         *_id_columns(spec), *OHLC, "volume", "problems"
     )
 

@@ -212,7 +212,7 @@ def ingest_partitions(
     stats = wh.read(STATISTICS, Slice.from_keys(writable)) if spec is OHLCV_1D else None
     per_root: dict[str, int] = {}
     loads_by_path: dict[Path, FileLoad] = {}
-    current: list[FileLoad] = []  # the loads of the block being written (named if its audit fails)
+    block_loads_of: dict[Slice, list[FileLoad]] = {}  # to name a failing block's files
 
     def blocks():
         for block in _date_blocks(writable):
@@ -220,7 +220,6 @@ def ingest_partitions(
             in_block = {p for p, _ in select_files([p for p, _ in files], schema, bdates, roots, universe).files}
             frame, block_loads = build_raw_frame(spec, [f for f in files if f[0] in in_block], block, universe,
                                                  load_id)
-            current[:] = block_loads
             if stats is not None:
                 frame = _attach_settlements(frame, stats)
             if defs is not None:
@@ -229,7 +228,9 @@ def ingest_partitions(
                 per_root[sym] = per_root.get(sym, 0) + n
             for fl in block_loads:
                 loads_by_path[fl.path] = _merge_loads(loads_by_path.get(fl.path), fl)
-            yield frame, Slice.from_keys(block)
+            block_slice = Slice.from_keys(block)
+            block_loads_of[block_slice] = block_loads
+            yield frame, block_slice
 
     try:
         result = wh.merge_blocks(spec, blocks(), Slice.from_keys(writable), audit=audit_for(spec))
@@ -249,7 +250,7 @@ def ingest_partitions(
                  file_path=str(fl.path), dbn_version=fl.info.dbn_version, record_count=fl.records,
                  status="failed", error=f"audit failed: {exc}"[:2000], run_id=run_id, started_at=started,
                  finished_at=ledger.now_utc())
-            for fl in current
+            for fl in block_loads_of.get(exc.slice) or list(loads_by_path.values())
         ])
         raise
     rows_written = result.rows_written

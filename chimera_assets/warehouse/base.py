@@ -8,7 +8,9 @@ of (date, symbol) partitions the write owns; rows outside it are refused before 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -31,6 +33,8 @@ class AuditFailed(WarehouseError):
     def __init__(self, message: str, metadata: dict | None = None):
         super().__init__(message)
         self.metadata = metadata or {}
+        #: The slice of the block whose rows failed (set by ``merge_blocks``; None if unknown).
+        self.slice: Slice | None = None
 
 
 def _owned_start(d: date) -> date:
@@ -185,7 +189,61 @@ class Warehouse(abc.ABC):
         """
         frames = [f for f, _ in blocks]
         frame = pl.concat(frames, how="vertical_relaxed") if frames else spec.empty_frame()
-        return self.merge(spec, frame, whole, audit)
+        try:
+            return self.merge(spec, frame, whole, audit)
+        except AuditFailed as exc:
+            exc.slice = whole
+            raise
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable, depth: int = 1) -> Iterator:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+
+    Lets the next block be decoded while the warehouse writes the current one (decompression,
+    polars and DuckDB release the GIL, so on 2 cores the two overlap). An exception in the producer
+    is re-raised in the consumer at the item where it happened; if the consumer stops early, the
+    producer stops at its next item.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put((_DONE, exc))
+            return
+        q.put((_DONE, None))
+
+    worker = threading.Thread(target=produce, name="chimera-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is _DONE:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # drain so a producer blocked on put() can see the stop flag
+            try:
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
 
     @abc.abstractmethod
     def read(

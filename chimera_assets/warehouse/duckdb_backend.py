@@ -17,11 +17,13 @@ import polars as pl
 from chimera_assets.schemas import TableSpec
 from chimera_assets.warehouse.base import (
     Audit,
+    AuditFailed,
     MergeResult,
     Slice,
     Warehouse,
     WarehouseError,
     conform,
+    prefetch,
     prepare_frame,
 )
 from chimera_assets.warehouse.merge_sql import DUCKDB, merge_statement, slice_predicate
@@ -152,8 +154,12 @@ class DuckDBWarehouse(Warehouse):
             try:
                 # DDL is transactional in DuckDB: a rejected first write leaves no empty table behind.
                 self._ensure(con, spec)
-                for frame, slice_ in blocks:
-                    rows += self._write_block(con, spec, prepare_frame(spec, frame, slice_), slice_, audit)
+                for frame, slice_ in prefetch(blocks):
+                    try:
+                        rows += self._write_block(con, spec, prepare_frame(spec, frame, slice_), slice_, audit)
+                    except AuditFailed as exc:
+                        exc.slice = slice_
+                        raise
                 if self.before_commit is not None:
                     self.before_commit(spec)
                 con.execute("COMMIT")

@@ -221,3 +221,35 @@ def test_blockwise_backfill_equals_one_block_and_a_bad_file_in_a_late_block_writ
     assert not wh.table_exists(OHLCV_1H)
     failed = read_ledger(wh).filter(pl.col("status") == "failed")
     assert failed["file_path"].to_list() == [str(landing / ("bad-" + last.name))]
+
+
+def test_an_audit_failing_in_one_block_names_that_blocks_files_only(tmp_path, monkeypatch):
+    """The next block is decoded ahead (prefetch) while one is written; a failing audit must still be
+    pinned on the files of the block it judged, and nothing is published."""
+    from chimera_assets.assets import market_data
+    from chimera_assets.warehouse.base import AuditFailed
+
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    write_demo_files(landing, ["ZL"], date(2024, 3, 1), date(2024, 4, 1), files="daily")
+    monkeypatch.setattr(market_data, "BLOCK_TRADE_DATES", 4)
+
+    def audit_for(spec):
+        def audit(frame):
+            if frame.filter(pl.col("trade_date") == date(2024, 3, 14)).height:
+                raise AuditFailed("injected: a bad bar on 2024-03-14")
+        return audit
+
+    monkeypatch.setattr(market_data, "audit_for", audit_for)
+    res = run_range([H1], "2024-03-01", "2024-03-29", "ZL", raise_on_error=False)
+    assert not res.success
+    wh = get_warehouse()
+    assert not wh.table_exists(OHLCV_1H)
+    failed = read_ledger(wh).filter(pl.col("status") == "failed")
+    names = sorted(Path(p).name for p in failed["file_path"].to_list())
+    # Block 3 holds trade dates 03-13..03-18; its files are those selected for it (from three days
+    # before 03-13, the weekend margin, to 03-18). Block 4's files (03-19 on) were already being
+    # decoded ahead, but they were not judged and must not be named.
+    stamps = sorted({n.split("-")[-1].split(".")[0] for n in names})
+    assert "20240314" in stamps and all("20240310" <= s <= "20240318" for s in stamps), names
+    assert all("injected" in e for e in failed["error"].to_list())
