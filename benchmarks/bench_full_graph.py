@@ -27,7 +27,7 @@ Variants (each a complete fresh run; the default list is ``default,planned_subse
 * ``sqlite``         a persistent instance (temporary ``DAGSTER_HOME``), as under ``dagster dev``.
 
 ``--noop`` (on by default) also times a graph of no-op assets with the same partitions definition,
-the same dependency shape (11 date x root assets) and the same metadata as the IO manager emits, in
+the same dependency shape (the 7 date x root assets `chimera run` runs on the real batch) and the same metadata as the IO manager emits, in
 the same kind of instance: that is Dagster's bookkeeping floor for the run, with no project code.
 
 Results: ``benchmarks/results/full_graph.json`` (``full_graph-quick.json`` with ``--quick``).
@@ -162,16 +162,20 @@ def worker_graph(task: dict) -> dict:
     }
 
 
-def noop_definitions(metadata: str):
-    """11 no-op date x root assets shaped like the real graph's (same partitions definition, a chain
-    of dependencies) returning the same metadata as the IO manager / raw assets."""
+NOOP_ASSETS = 7  # the date x root assets `chimera run` runs on the real batch (raw 1h -> ... -> matrix)
+
+
+def noop_definitions(metadata: str, n_assets: int = NOOP_ASSETS):
+    """``n_assets`` no-op date x root assets shaped like the real graph's (same partitions definition,
+    a chain of dependencies) returning the metadata the IO manager records per write."""
     import dagster as dg
 
-    from chimera_assets.io_manager import column_schema
+    from chimera_assets.io_manager import row_count_metadata, written_metadata
     from chimera_assets.partitions import date_symbol_partitions
     from chimera_assets.schemas import OHLCV_1H
+    from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
-    schema = column_schema(OHLCV_1H)
+    table_md = written_metadata(OHLCV_1H, DuckDBWarehouse("unused.duckdb"))
 
     def make(i: int, dep):
         @dg.asset(name=f"noop_{i:02d}", partitions_def=date_symbol_partitions(),
@@ -180,14 +184,13 @@ def noop_definitions(metadata: str):
             md: dict = {}
             if metadata == "io_manager":
                 n = len(context.partition_keys)
-                md = {"dagster/table_name": "duckdb:features.x", "dagster/column_schema": schema,
-                      "dagster/row_count": n, "dagster/partition_row_count": n, "partitions_written": n}
+                md = {**table_md, **row_count_metadata(n, n)}
             return dg.MaterializeResult(metadata=md)
 
         return _noop
 
     assets, prev = [], None
-    for i in range(11):
+    for i in range(n_assets):
         a = make(i, prev)
         assets.append(a)
         prev = a.key
@@ -212,8 +215,8 @@ def worker_noop(task: dict) -> dict:
     )
     wall = time.perf_counter() - t0
     n = len(dates) * len(roots)
-    return {"success": res.success, "wall_s": round(wall, 3), "partitions": n, "assets": 11,
-            "ms_per_partition_per_asset": round(1000 * wall / (n * 11), 3),
+    return {"success": res.success, "wall_s": round(wall, 3), "partitions": n, "assets": NOOP_ASSETS,
+            "ms_per_partition_per_asset": round(1000 * wall / (n * NOOP_ASSETS), 3),
             "runs": [run_breakdown(instance, res.run_id)]}
 
 
@@ -316,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 out["noop"][variant] = n
                 run = n.get("runs", [{}])[0]
                 book = sum(s["bookkeeping_s"] for s in run.get("steps", {}).values())
-                print(f"   no-op graph [{variant}]: 11 assets x {n.get('partitions')} partitions: wall {n.get('wall_s', 0):.1f}s "
+                print(f"   no-op graph [{variant}]: {NOOP_ASSETS} assets x {n.get('partitions')} partitions: wall {n.get('wall_s', 0):.1f}s "
                       f"({n.get('ms_per_partition_per_asset')} ms per partition per asset; planned events "
                       f"{run.get('planned_events_s', 0):.1f}s, materialization events {book:.1f}s), "
                       f"peak RSS {n['peak_rss_mb']:.0f} MB")

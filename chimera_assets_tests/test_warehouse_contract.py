@@ -151,3 +151,44 @@ def test_monday_partition_owns_the_weekend_days():
     # Fri + Mon are contiguous partitions: one range.
     s2 = Slice.from_keys([(date(2024, 1, 5), "ZL"), (date(2024, 1, 8), "ZL")])
     assert s2.ranges == (("ZL", date(2024, 1, 5), date(2024, 1, 8)),)
+
+
+def _staging_tables(wh) -> list[str]:
+    from chimera_assets.warehouse.duckdb_backend import STAGING_SCHEMA
+
+    return wh.sql("SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                  [STAGING_SCHEMA])["table_name"].to_list()
+
+
+def test_duckdb_blocks_leave_no_staging_table_and_a_killed_writers_is_dropped(duckdb_warehouse):
+    import subprocess
+    import sys
+
+    from chimera_assets.warehouse.duckdb_backend import STAGING_SCHEMA
+
+    wh = duckdb_warehouse
+    keys = [(d, "ZL") for d in (D1, D2, D3)]
+    blocks = [(rows_for(SB, session_rows([k])), Slice.from_keys([k])) for k in keys]
+    wh.merge_blocks(SB, blocks, Slice.from_keys(keys))
+    assert _staging_tables(wh) == []
+
+    def failing():
+        yield blocks[0]
+        yield blocks[1]
+        raise RuntimeError("injected")
+
+    with pytest.raises(RuntimeError):
+        wh.merge_blocks(SB, failing(), Slice.from_keys(keys))
+    assert _staging_tables(wh) == []
+
+    # A writer killed between its blocks leaves its staging table; the next block-wise write drops it
+    # (its pid no longer runs) but never one of a live process.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    con = wh.connect()
+    con.execute(f'CREATE TABLE "{STAGING_SCHEMA}"."stage_{dead}_0123456789ab" (x INT)')
+    con.execute(f'CREATE TABLE "{STAGING_SCHEMA}"."stage_1_0123456789ab" (x INT)')  # pid 1 is alive
+    con.close()
+    wh.merge_blocks(SB, blocks, Slice.from_keys(keys))
+    assert _staging_tables(wh) == ["stage_1_0123456789ab"]
+    assert wh.read(SB).height == 3

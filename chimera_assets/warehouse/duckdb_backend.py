@@ -6,8 +6,11 @@ and retries while another process holds the lock; writers therefore serialise in
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +30,19 @@ from chimera_assets.warehouse.base import (
     prepare_frame,
 )
 from chimera_assets.warehouse.merge_sql import DUCKDB, merge_statement, slice_predicate
+
+# Private schema of the staging tables of block-wise writes (never a logical schema of the spec).
+STAGING_SCHEMA = "chimera_staging"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class WarehouseLockedError(WarehouseError):
@@ -75,15 +91,18 @@ class DuckDBWarehouse(Warehouse):
     def _ensure(self, con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
         if spec.fqn in self._known_tables:
             return
-        cols = ", ".join(
-            f"{DUCKDB.quote(c.name)} {c.duckdb_type()}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns
-        )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {DUCKDB.quote(spec.schema)}")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(spec)} ({cols})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(spec)} ({self._columns_ddl(spec)})")
         # DuckDB has no partitioning/clustering; record the BigQuery layout so it is inspectable.
         layout = {"partition_by": spec.date_column, "cluster_by": list(spec.clustering), "key": list(spec.key)}
         con.execute(f"COMMENT ON TABLE {self._name(spec)} IS '{json.dumps(layout)}'")
         self._known_tables.add(spec.fqn)
+
+    @staticmethod
+    def _columns_ddl(spec: TableSpec) -> str:
+        return ", ".join(
+            f"{DUCKDB.quote(c.name)} {c.duckdb_type()}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns
+        )
 
     def ensure_table(self, spec: TableSpec) -> None:
         con = self.connect()
@@ -133,7 +152,7 @@ class DuckDBWarehouse(Warehouse):
     def merge(
         self, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None, audit: Audit | None = None
     ) -> MergeResult:
-        return self.merge_blocks(spec, [(frame, slice_)], slice_, audit)
+        return self._merge_one(spec, frame, slice_, audit)
 
     def merge_blocks(
         self,
@@ -142,24 +161,35 @@ class DuckDBWarehouse(Warehouse):
         whole: Slice | None,
         audit: Audit | None = None,
     ) -> MergeResult:
-        """Every block in ONE transaction: Python holds one block at a time, DuckDB buffers the rest.
+        """Several blocks as ONE change, with memory bounded by a block.
 
-        An exception while a block is being produced (a bad file found late) or written rolls back
-        every block, so the table is as it was.
+        The next block is produced on a background thread while the current one is written. Each
+        block is validated, audited and appended to a private staging table (committed block by block:
+        DuckDB holds a transaction's appended rows in memory until it commits, ~150 bytes per row);
+        then one transaction publishes the staging table into the target for ``whole`` (INSERT on a
+        first load, else the MERGE) and drops it. An exception while a block is produced (a bad file
+        found late) or written drops the staging table: the target is as it was. A single block goes
+        straight through ``merge``.
         """
+        items = prefetch(blocks)
+        first = next(items, None)
+        second = next(items, None) if first is not None else None
+        if second is None:
+            frame, slice_ = first if first is not None else (spec.empty_frame(), whole)
+            return self._merge_one(spec, frame, slice_, audit)
+        return self._merge_staged(spec, itertools.chain([first, second], items), whole, audit)
+
+    def _merge_one(
+        self, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None, audit: Audit | None
+    ) -> MergeResult:
+        frame = prepare_frame(spec, frame, slice_)
         con = self.connect()
-        rows = 0
         try:
             con.execute("BEGIN TRANSACTION")
             try:
                 # DDL is transactional in DuckDB: a rejected first write leaves no empty table behind.
                 self._ensure(con, spec)
-                for frame, slice_ in prefetch(blocks):
-                    try:
-                        rows += self._write_block(con, spec, prepare_frame(spec, frame, slice_), slice_, audit)
-                    except AuditFailed as exc:
-                        exc.slice = slice_
-                        raise
+                rows = self._write_block(con, spec, frame, slice_, audit)
                 if self.before_commit is not None:
                     self.before_commit(spec)
                 con.execute("COMMIT")
@@ -170,6 +200,68 @@ class DuckDBWarehouse(Warehouse):
         finally:
             con.close()
         return MergeResult(spec.fqn, rows)
+
+    def _merge_staged(
+        self, spec: TableSpec, blocks: Iterable[tuple[pl.DataFrame, Slice | None]], whole: Slice | None,
+        audit: Audit | None,
+    ) -> MergeResult:
+        # Generated identifier (pid + random hex), never from input; the pid lets a later writer drop
+        # the staging table of a process that was killed mid-way.
+        stage = f"{DUCKDB.quote(STAGING_SCHEMA)}.{DUCKDB.quote(f'stage_{os.getpid()}_{uuid.uuid4().hex[:12]}')}"
+        con = self.connect()
+        rows = 0
+        try:
+            self._drop_orphan_stages(con)
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {DUCKDB.quote(STAGING_SCHEMA)}")
+            con.execute(f"CREATE TABLE {stage} ({self._columns_ddl(spec)})")
+            try:
+                for frame, slice_ in blocks:
+                    frame = prepare_frame(spec, frame, slice_)
+                    if audit is not None:
+                        try:
+                            audit(frame)
+                        except AuditFailed as exc:
+                            exc.slice = slice_
+                            raise
+                    con.register("chimera_incoming", frame.to_arrow())
+                    try:
+                        con.execute(self._insert_sql(spec, "chimera_incoming", into=stage))
+                    finally:
+                        con.unregister("chimera_incoming")
+                    rows += frame.height
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    self._ensure(con, spec)
+                    if whole is not None and not self._slice_has_rows(con, spec, whole):
+                        con.execute(self._insert_sql(spec, stage))
+                    else:
+                        sql, params = merge_statement(spec, self._name(spec), stage, whole, DUCKDB)
+                        con.execute(sql, [v for _, v in params])
+                    con.execute(f"DROP TABLE {stage}")
+                    if self.before_commit is not None:
+                        self.before_commit(spec)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    self._known_tables.discard(spec.fqn)
+                    raise
+            except BaseException:
+                con.execute(f"DROP TABLE IF EXISTS {stage}")
+                raise
+        finally:
+            con.close()
+        return MergeResult(spec.fqn, rows)
+
+    @staticmethod
+    def _drop_orphan_stages(con: duckdb.DuckDBPyConnection) -> None:
+        """Drop staging tables left by writers that were killed (their pid no longer runs)."""
+        names = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", [STAGING_SCHEMA]
+        ).fetchall()
+        for (name,) in names:
+            parts = name.split("_")
+            if len(parts) == 3 and parts[0] == "stage" and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+                con.execute(f"DROP TABLE IF EXISTS {DUCKDB.quote(STAGING_SCHEMA)}.{DUCKDB.quote(name)}")
 
     def _write_block(
         self, con: duckdb.DuckDBPyConnection, spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None,
@@ -205,9 +297,9 @@ class DuckDBWarehouse(Warehouse):
         sql = f"SELECT EXISTS (SELECT 1 FROM {self._name(spec)} AS t WHERE {pred})"  # noqa: S608 - identifiers from the spec allow-list
         return bool(con.execute(sql, [v for _, v in named]).fetchall()[0][0])  # fetchall: completes the result
 
-    def _insert_sql(self, spec: TableSpec, source: str) -> str:
+    def _insert_sql(self, spec: TableSpec, source: str, into: str | None = None) -> str:
         cols = ", ".join(DUCKDB.quote(c) for c in spec.column_names)
-        return f"INSERT INTO {self._name(spec)} ({cols}) SELECT {cols} FROM {source}"  # noqa: S608 - identifiers from the spec allow-list
+        return f"INSERT INTO {into or self._name(spec)} ({cols}) SELECT {cols} FROM {source}"  # noqa: S608 - identifiers from the spec allow-list
 
     # -- reads --------------------------------------------------------------------------------
     def read(
