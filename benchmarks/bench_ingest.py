@@ -343,6 +343,9 @@ def worker_dagster(task: dict) -> dict:
     from chimera_assets_tests.dagster_helpers import run_range
 
     quiet_dagster()
+    # As `chimera run` sets it: one planned event per asset instead of one per partition (each of
+    # which carried the run's whole partition subset: memory and time quadratic in the partitions).
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     keys, d0, d1 = _keys(task)
     defs = build_definitions()
     instance = dg.DagsterInstance.ephemeral()

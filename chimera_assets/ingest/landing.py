@@ -191,6 +191,7 @@ def build_raw_frame(
     kf = keys_frame(keys)
     sym_col = "root" if spec is DEFINITIONS else "symbol"
     parts: list[pl.DataFrame] = []
+    file_parts: list[tuple[Path, int, int]] = []  # each file's slice of ``parts``
     loads: list[FileLoad] = []
     for order, (path, info) in enumerate(files):
         stats = DecodeStats()
@@ -230,13 +231,20 @@ def build_raw_frame(
                 path, f"{path}: {stats.unmapped_dropped} record(s) have no symbology mapping on their date "
                 f"(instrument_id {ids}); the file's mappings have a gap"
             )
-        _refuse_conflicting_duplicates(spec, path, parts[first_part:])
+        file_parts.append((path, first_part, len(parts)))
         loads.append(FileLoad(path, info, stats.records_read, rows, first, last, stats.unmapped_dropped))
     if not parts:
         return spec.empty_frame(), loads
     frame = pl.concat([p.select([*spec.column_names, "_file_order"]) for p in parts])
+    # One pass over all rows settles the usual case: no key occurs twice anywhere, so no file can hold
+    # conflicting duplicates and there is nothing to dedupe. Otherwise each file is checked on its own.
+    distinct = spec is not STATISTICS and _keys_distinct(frame, list(spec.key))
+    if not distinct:
+        for path, a, b in file_parts:
+            _refuse_conflicting_duplicates(spec, path, parts[a:b])
     frame = frame.with_columns(pl.lit(load_id).alias("load_id"))
-    frame = _dedupe(spec, frame)
+    if not distinct:
+        frame = _dedupe(spec, frame)
     return frame.select(spec.column_names), loads
 
 
