@@ -148,6 +148,9 @@ def test_cli_demo_quick_start_builds_a_matrix_for_two_roots(tmp_path):
                            "--end", end.isoformat()], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "features.daily_ml_matrix" in proc.stdout and "result: SUCCESS" in proc.stdout
+    # The demo lands ohlcv-1h files only: the other raw assets are left out of the run, said so.
+    assert "skipping market_data/databento_futures_ohlcv_1m: no ohlcv-1m file" in proc.stdout
+    assert "skipping market_data/databento_futures_ohlcv_1h" not in proc.stdout
     from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
     m = DuckDBWarehouse(tmp_path / "home" / "warehouse.duckdb").read(DAILY_ML_MATRIX)

@@ -205,9 +205,9 @@ def ingest_partitions(
             metadata={"rows_written": 0, "files": 0, "partitions_not_covered": len(uncovered),
                       "note": "no source file covers these partitions; table unchanged"}
         )
-    # A long backfill is built and written in blocks of trade dates, so Python holds one block's rows
-    # at a time; the warehouse writes every block in one transaction, so a bad file found in a late
-    # block still leaves the table as it was.
+    # A long backfill is built in blocks of trade dates, so Python holds one block's rows at a time
+    # (the next one is decoded while the current one is written); the warehouse publishes the blocks
+    # as one change, so a bad file found in a late block still leaves the table as it was.
     defs = _latest_definitions(wh) if spec is not DEFINITIONS and spec is not STATISTICS else None
     stats = wh.read(STATISTICS, Slice.from_keys(writable)) if spec is OHLCV_1D else None
     per_root: dict[str, int] = {}

@@ -253,3 +253,26 @@ def test_an_audit_failing_in_one_block_names_that_blocks_files_only(tmp_path, mo
     stamps = sorted({n.split("-")[-1].split(".")[0] for n in names})
     assert "20240314" in stamps and all("20240310" <= s <= "20240318" for s in stamps), names
     assert all("injected" in e for e in failed["error"].to_list())
+
+
+def test_raw_assets_without_landing_files_are_named_and_a_bad_file_keeps_them_all(tmp_path):
+    from chimera_assets.assets.market_data import raw_assets_with_nothing_to_load
+    from chimera_assets.resources import DatabentoSource
+
+    landing = tmp_path / "landing"
+    write_demo_files(landing, ["ZL"], date(2024, 3, 1), date(2024, 3, 8), files="daily")
+    source = DatabentoSource(mode="landing", landing_dir=str(landing))
+    dates = [date(2024, 3, d) for d in (4, 5, 6)]
+    skipped = {k.path[-1]: why for k, why in raw_assets_with_nothing_to_load(source, dates, ["ZL"]).items()}
+    assert set(skipped) == {"databento_futures_ohlcv_1m", "databento_futures_ohlcv_1d",
+                            "databento_futures_statistics", "databento_definitions"}
+    assert "no ohlcv-1m file" in skipped["databento_futures_ohlcv_1m"] and str(landing) in skipped[
+        "databento_futures_ohlcv_1m"]
+    # Dates no 1h file covers: the 1h asset has nothing to load either.
+    later = raw_assets_with_nothing_to_load(source, [date(2024, 6, 3)], ["ZL"])
+    assert "databento_futures_ohlcv_1h" in {k.path[-1] for k in later}
+    # An unreadable file could be of any schema: every raw asset runs, so the bad file fails loudly.
+    (landing / "garbage.dbn").write_bytes(b"not DBN\n" * 10)
+    assert raw_assets_with_nothing_to_load(source, dates, ["ZL"]) == {}
+    # The API mode fetches what it is asked: never skipped here.
+    assert raw_assets_with_nothing_to_load(DatabentoSource(mode="api"), dates, ["ZL"]) == {}
