@@ -426,17 +426,24 @@ def early_close_keys(sessions: pl.DataFrame, calendars: Mapping[str, str]) -> se
     return out
 
 
-def latest_closed_session(calendar: str, as_of: datetime) -> date | None:
-    """The last trade date whose session closed at or before ``as_of``."""
-    import pandas as pd
+@lru_cache(maxsize=64)
+def _session_closes(calendar: str, day: date) -> tuple[tuple[date, datetime], ...]:
+    """(trade date, close in UTC) of the sessions from 20 days before ``day`` to the day after.
+    Cached per calendar and day: building a schedule costs ~0.1 s and every root asks."""
     import pandas_market_calendars as mcal
 
-    as_of = as_of.astimezone(UTC)
     sched = mcal.get_calendar(calendar).schedule(
-        (as_of.date() - timedelta(days=20)).isoformat(), (as_of.date() + timedelta(days=1)).isoformat()
+        (day - timedelta(days=20)).isoformat(), (day + timedelta(days=1)).isoformat()
     )
-    closed = sched[sched["market_close"] <= pd.Timestamp(as_of)]
-    return None if closed.empty else closed.index[-1].date()
+    return tuple((d.date(), c.to_pydatetime().astimezone(UTC)) for d, c in zip(sched.index, sched["market_close"],
+                                                                                strict=True))
+
+
+def latest_closed_session(calendar: str, as_of: datetime) -> date | None:
+    """The last trade date whose session closed at or before ``as_of``."""
+    as_of = as_of.astimezone(UTC)
+    closed = [d for d, close in _session_closes(calendar, as_of.date()) if close <= as_of]
+    return closed[-1] if closed else None
 
 
 def expected_partitions(

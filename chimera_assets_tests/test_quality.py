@@ -370,3 +370,12 @@ def test_offending_keys_are_capped_at_20():
     off = q.ohlc_violation_rows(frame, spec)
     oc = q.outcome("ohlc_consistent", off, frame.height)
     assert oc.metadata["offending_rows"] == 30 and len(oc.offending_keys) == q.MAX_OFFENDING_KEYS == 20
+
+
+def test_latest_closed_session_turns_at_the_close_and_across_a_weekend():
+    latest_closed_session = q.latest_closed_session
+    # CME_Agriculture closes at 13:20 Chicago time: 19:20 UTC in early March 2024 (CST).
+    assert latest_closed_session("CME_Agriculture", datetime(2024, 3, 5, 19, 19, tzinfo=UTC)) == date(2024, 3, 4)
+    assert latest_closed_session("CME_Agriculture", datetime(2024, 3, 5, 19, 20, tzinfo=UTC)) == date(2024, 3, 5)
+    # Sunday: Friday's session is the latest closed one (the cached schedule serves both calls of a day).
+    assert latest_closed_session("CME_Agriculture", datetime(2024, 3, 10, 12, 0, tzinfo=UTC)) == date(2024, 3, 8)
