@@ -8,6 +8,9 @@ Commands:
 * ``merge-hold``: MERGE generation ``--gen`` of a large synthetic frame and stop inside the open
   transaction (``Warehouse.before_commit``): the MERGE has run, nothing is committed; it writes
   ``--ready`` and sleeps until killed.
+* ``blocks-hold``: write generation ``--gen`` with ``merge_blocks`` (one block per trade date) and
+  stop inside the publishing transaction: every block is in the staging table, the INSERT/MERGE into
+  the target has run, nothing of it is committed; writes ``--ready`` and sleeps until killed.
 * ``merge-loop``: MERGE generations ``--first-gen``, +1, +2, ... forever, appending each committed
   generation to ``--progress`` (after the COMMIT returns), so a kill at a random moment lands before,
   inside or after a MERGE.
@@ -92,6 +95,15 @@ def write_generation(db: str | Path, gen: int, rows: int, before_commit=None) ->
     wh.merge(OHLCV_1H, generation_frame(gen, rows), generation_slice())
 
 
+def generation_blocks(gen: int, rows: int) -> list:
+    """Generation ``gen`` cut into one block per trade date, with each block's slice (``merge_blocks``)."""
+    from chimera_assets.warehouse.base import Slice
+
+    frame = generation_frame(gen, rows)
+    return [(frame.filter(pl.col("trade_date") == d), Slice.from_keys([(d, s) for s in GEN_SYMBOLS]))
+            for d in GEN_DATES]
+
+
 def _touch(path: str | Path, text: str = "ready\n") -> None:
     tmp = Path(f"{path}.tmp")
     tmp.write_text(text)
@@ -104,6 +116,20 @@ def cmd_merge_hold(args) -> int:
         time.sleep(600)
 
     write_generation(args.db, args.gen, args.rows, before_commit=hold)
+    return EXIT_OK
+
+
+def cmd_blocks_hold(args) -> int:
+    from chimera_assets.schemas import OHLCV_1H
+    from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
+
+    def hold(spec) -> None:
+        _touch(args.ready)
+        time.sleep(600)
+
+    wh = DuckDBWarehouse(args.db)
+    wh.before_commit = hold  # every block staged (committed there); the publish ran, not committed
+    wh.merge_blocks(OHLCV_1H, generation_blocks(args.gen, args.rows), generation_slice())
     return EXIT_OK
 
 
@@ -176,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--ready", required=True)
     m.add_argument("--gen", type=int, required=True)
     m.add_argument("--rows", type=int, default=120_000)
+    bh = sub.add_parser("blocks-hold")
+    bh.add_argument("--db", required=True)
+    bh.add_argument("--ready", required=True)
+    bh.add_argument("--gen", type=int, required=True)
+    bh.add_argument("--rows", type=int, default=120_000)
     loop = sub.add_parser("merge-loop")
     loop.add_argument("--db", required=True)
     loop.add_argument("--progress", required=True)
@@ -197,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--go")
     args = p.parse_args(argv)
     return {
-        "merge-hold": cmd_merge_hold, "merge-loop": cmd_merge_loop, "hold-lock": cmd_hold_lock,
+        "merge-hold": cmd_merge_hold, "blocks-hold": cmd_blocks_hold, "merge-loop": cmd_merge_loop, "hold-lock": cmd_hold_lock,
         "run-range": cmd_run_range,
     }[args.cmd](args)
 

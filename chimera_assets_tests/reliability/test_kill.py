@@ -20,7 +20,12 @@ from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 from chimera_assets_tests.dagster_helpers import run_range
 from chimera_assets_tests.e2e_helpers import data_tables
 from chimera_assets_tests.fake_databento_gateway import FakeDatabentoGateway, Fault
-from chimera_assets_tests.reliability.child import generation_frame, write_generation
+from chimera_assets_tests.reliability.child import (
+    generation_blocks,
+    generation_frame,
+    generation_slice,
+    write_generation,
+)
 from chimera_assets_tests.reliability.helpers import (
     H1,
     SB,
@@ -60,6 +65,30 @@ def test_kill_inside_an_open_merge_transaction_keeps_the_old_contents(tmp_path):
     write_generation(db, 1, ROWS)
     write_generation(db, 1, ROWS)
     assert _generation_in(wh) == 1
+
+
+def test_kill_while_publishing_staged_blocks_keeps_the_old_contents_and_the_next_write_clears_up(tmp_path):
+    """A block-wise write (long backfills) killed inside its publishing transaction: the target keeps
+    the old generation; the killed writer's staging table is dropped by the next block-wise write."""
+    from chimera_assets.warehouse.duckdb_backend import STAGING_SCHEMA
+
+    db = tmp_path / "w.duckdb"
+    write_generation(db, 0, ROWS)
+    child = Child.helper(["blocks-hold", "--db", str(db), "--ready", str(tmp_path / "ready"), "--gen", "1",
+                          "--rows", str(ROWS)], tmp_path, "blocks-hold")
+    child.wait_until(lambda: (tmp_path / "ready").exists(), 60, "blocks staged, publish inside its transaction")
+    child.kill9()
+    wh = DuckDBWarehouse(db, lock_timeout_s=10)
+    assert _generation_in(wh) == 0
+
+    def staging() -> list[str]:
+        return wh.sql("SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                      [STAGING_SCHEMA])["table_name"].to_list()
+
+    assert [t.split("_")[1] for t in staging()] == [str(child.proc.pid)]
+    wh.merge_blocks(OHLCV_1H, generation_blocks(1, ROWS), generation_slice())
+    assert _generation_in(wh) == 1
+    assert staging() == []
 
 
 def test_kill_at_random_moments_of_a_merge_loop_leaves_one_whole_generation(tmp_path):
