@@ -11,7 +11,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -185,21 +186,28 @@ class DuckDBWarehouse(Warehouse):
         frame = prepare_frame(spec, frame, slice_)
         con = self.connect()
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                # DDL is transactional in DuckDB: a rejected first write leaves no empty table behind.
-                self._ensure(con, spec)
+            with self._publishing(con, spec):
                 rows = self._write_block(con, spec, frame, slice_, audit)
-                if self.before_commit is not None:
-                    self.before_commit(spec)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                self._known_tables.discard(spec.fqn)
-                raise
         finally:
             con.close()
         return MergeResult(spec.fqn, rows)
+
+    @contextmanager
+    def _publishing(self, con: duckdb.DuckDBPyConnection, spec: TableSpec) -> Iterator[None]:
+        """One transaction that creates ``spec``'s table if needed, runs the body, calls the
+        ``before_commit`` test hook and commits; any exception rolls everything back."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # DDL is transactional in DuckDB: a rejected first write leaves no empty table behind.
+            self._ensure(con, spec)
+            yield
+            if self.before_commit is not None:
+                self.before_commit(spec)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self._known_tables.discard(spec.fqn)
+            raise
 
     def _merge_staged(
         self, spec: TableSpec, blocks: Iterable[tuple[pl.DataFrame, Slice | None]], whole: Slice | None,
@@ -229,22 +237,13 @@ class DuckDBWarehouse(Warehouse):
                     finally:
                         con.unregister("chimera_incoming")
                     rows += frame.height
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    self._ensure(con, spec)
+                with self._publishing(con, spec):
                     if whole is not None and not self._slice_has_rows(con, spec, whole):
                         con.execute(self._insert_sql(spec, stage))
                     else:
                         sql, params = merge_statement(spec, self._name(spec), stage, whole, DUCKDB)
                         con.execute(sql, [v for _, v in params])
                     con.execute(f"DROP TABLE {stage}")
-                    if self.before_commit is not None:
-                        self.before_commit(spec)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    self._known_tables.discard(spec.fqn)
-                    raise
             except BaseException:
                 con.execute(f"DROP TABLE IF EXISTS {stage}")
                 raise
