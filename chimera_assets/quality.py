@@ -43,7 +43,7 @@ from chimera_assets.schemas import (
     STATISTICS,
     TableSpec,
 )
-from chimera_assets.warehouse.base import Slice, Warehouse
+from chimera_assets.warehouse.base import Slice, Warehouse, keys_distinct
 
 MAX_OFFENDING_KEYS = 20
 PARTITION = "partition"
@@ -246,7 +246,7 @@ def null_required_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 def duplicate_key_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     """One row per duplicated key, with ``copies`` (>= 2)."""
     key = list(spec.key)
-    if frame.is_empty() or frame.select(pl.struct(key).hash().n_unique()).item() == frame.height:
+    if frame.is_empty() or keys_distinct(frame, key):
         # As many distinct key hashes as rows: no key repeats (the usual case), nothing to group.
         return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in key}, "copies": pl.UInt32})
     f = _with_partition(frame, spec)

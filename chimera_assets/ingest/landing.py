@@ -34,6 +34,7 @@ from chimera_assets.schemas import (
 )
 from chimera_assets.trade_dates import root_from_series
 from chimera_assets.universe import Universe
+from chimera_assets.warehouse.base import keys_distinct
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def build_raw_frame(
     frame = pl.concat([p.select([*spec.column_names, "_file_order"]) for p in parts])
     # One pass over all rows settles the usual case: no key occurs twice anywhere, so no file can hold
     # conflicting duplicates and there is nothing to dedupe. Otherwise each file is checked on its own.
-    distinct = spec is not STATISTICS and _keys_distinct(frame, list(spec.key))
+    distinct = spec is not STATISTICS and keys_distinct(frame, list(spec.key))
     if not distinct:
         for path, a, b in file_parts:
             _refuse_conflicting_duplicates(spec, path, parts[a:b])
@@ -253,7 +254,7 @@ def _refuse_conflicting_duplicates(spec: TableSpec, path: Path, parts: list[pl.D
     if spec is STATISTICS or not parts:
         return  # statistics legitimately repeat a key (preliminary, then final settlement)
     rows = pl.concat(parts).drop("_file_order", "_pdate", strict=False)
-    if _keys_distinct(rows, list(spec.key)):
+    if keys_distinct(rows, list(spec.key)):
         return  # no key occurs twice in the file (the usual case): nothing can conflict
     values = [c for c in rows.columns if c not in ("load_id",)]
     distinct = rows.select(values).unique()
@@ -268,22 +269,14 @@ def _refuse_conflicting_duplicates(spec: TableSpec, path: Path, parts: list[pl.D
 
 def _dedupe(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
     """One row per table key: statistics keep the final record (stat_flags & 1) then the latest
-    ts_recv; everything else keeps the row from the newest file."""
-    if spec is not STATISTICS and _keys_distinct(frame, list(spec.key)):
-        # No key occurs twice (files that do not overlap): nothing to choose, rows stay in file order.
-        return frame
+    ts_recv; everything else keeps the row from the newest file. (``build_raw_frame`` skips it when
+    every key is already distinct.)"""
     if spec is STATISTICS:
         frame = frame.with_columns(((pl.col("stat_flags").fill_null(0) & 1) == 1).alias("_final"))
         frame = frame.sort(["_final", "ts_recv", "_file_order"], nulls_last=False)
     else:
         frame = frame.sort("_file_order")
     return frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
-
-
-def _keys_distinct(frame: pl.DataFrame, key: list[str]) -> bool:
-    """True only if no key occurs twice: equal keys hash equally, so as many distinct hashes as rows
-    proves every key distinct (a hash collision merely sends the frame down the full dedupe)."""
-    return frame.select(pl.struct(key).hash().n_unique()).item() == frame.height
 
 
 def _weekday_before(d: date) -> date:

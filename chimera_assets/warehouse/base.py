@@ -97,6 +97,13 @@ class Slice:
         return frame.select(expr.fill_null(False).alias("m")).to_series()
 
 
+def keys_distinct(frame: pl.DataFrame, key: list[str]) -> bool:
+    """True only if no ``key`` value occurs twice in ``frame``: equal keys hash equally, so as many
+    distinct key hashes as rows proves every key distinct, ~3x cheaper than grouping. False may also
+    mean a mere hash collision: callers then take the exact (grouping) path."""
+    return frame.select(pl.struct(key).hash().n_unique()).item() == frame.height
+
+
 def prepare_frame(spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None) -> pl.DataFrame:
     """Validate and normalise ``frame`` for ``spec``: exact columns in spec order and types,
     non-null keys, no duplicate keys, every row inside ``slice_``. Raises ``FrameRejected``."""
@@ -111,10 +118,10 @@ def prepare_frame(spec: TableSpec, frame: pl.DataFrame, slice_: Slice | None) ->
     null_keys = out.filter(pl.any_horizontal([pl.col(k).is_null() for k in spec.key]))
     if null_keys.height:
         raise FrameRejected(f"{spec.fqn}: {null_keys.height} row(s) have a NULL key column {list(spec.key)}")
-    # As many distinct key hashes as rows proves every key distinct (the common case, ~3x cheaper
-    # than grouping); otherwise group to find the duplicates (or a mere hash collision).
-    distinct = out.select(pl.struct(list(spec.key)).hash().n_unique()).item() == out.height
-    dups = out.head(0) if distinct else out.group_by(list(spec.key)).len().filter(pl.col("len") > 1)
+    # Grouping (to name the duplicates) only when the cheap hash test cannot prove the keys distinct.
+    dups = out.head(0) if keys_distinct(out, list(spec.key)) else (
+        out.group_by(list(spec.key)).len().filter(pl.col("len") > 1)
+    )
     if dups.height:
         sample = dups.head(10).drop("len").rows()
         raise FrameRejected(f"{spec.fqn}: {dups.height} duplicate key(s) {list(spec.key)}, e.g. {sample}")
@@ -184,8 +191,8 @@ class Warehouse(abc.ABC):
         """Write ``blocks`` (frames, each with the slice it replaces; the slices are disjoint and
         together make ``whole``) as one atomic change, as ``merge`` does for one frame.
 
-        Backends that can hold a transaction open across statements (DuckDB) write block by block so
-        memory is bounded by a block; this default gathers the blocks and merges once.
+        DuckDB stages block by block, so memory is bounded by a block; this default gathers the
+        blocks and merges once (memory grows with the whole write).
         """
         frames = [f for f, _ in blocks]
         frame = pl.concat(frames, how="vertical_relaxed") if frames else spec.empty_frame()
