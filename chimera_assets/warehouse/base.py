@@ -202,6 +202,24 @@ class Warehouse(abc.ABC):
             exc.slice = whole
             raise
 
+    @abc.abstractmethod
+    def read(
+        self, spec: TableSpec, slice_: Slice | None = None, columns: list[str] | None = None
+    ) -> pl.DataFrame:
+        """Rows of ``slice_`` (all rows if None) as polars with the spec's types; empty if no table."""
+
+    @abc.abstractmethod
+    def table_exists(self, spec: TableSpec) -> bool: ...
+
+    @abc.abstractmethod
+    def drop_table(self, spec: TableSpec) -> None: ...
+
+    def row_count(self, spec: TableSpec) -> int:
+        return self.read(spec, columns=list(spec.key)).height
+
+    def close(self) -> None:  # noqa: B027 - optional for backends
+        """Release connections (DuckDB opens one per operation, so usually nothing to do)."""
+
 
 _DONE = object()
 
@@ -251,21 +269,3 @@ def prefetch(items: Iterable, depth: int = 1) -> Iterator:
             except queue.Empty:
                 pass
         worker.join()
-
-    @abc.abstractmethod
-    def read(
-        self, spec: TableSpec, slice_: Slice | None = None, columns: list[str] | None = None
-    ) -> pl.DataFrame:
-        """Rows of ``slice_`` (all rows if None) as polars with the spec's types; empty if no table."""
-
-    @abc.abstractmethod
-    def table_exists(self, spec: TableSpec) -> bool: ...
-
-    @abc.abstractmethod
-    def drop_table(self, spec: TableSpec) -> None: ...
-
-    def row_count(self, spec: TableSpec) -> int:
-        return self.read(spec, columns=list(spec.key)).height
-
-    def close(self) -> None:  # noqa: B027 - optional for backends
-        """Release connections (DuckDB opens one per operation, so usually nothing to do)."""

@@ -204,9 +204,18 @@ class DuckDBWarehouse(Warehouse):
             if self.before_commit is not None:
                 self.before_commit(spec)
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
             self._known_tables.discard(spec.fqn)
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error as rollback_exc:
+                # A failed COMMIT (a full disk, an I/O error) has already ended the transaction, so the
+                # ROLLBACK fails with "no transaction is active": report the original cause, not that.
+                if isinstance(exc, duckdb.Error):
+                    raise WarehouseError(
+                        f"cannot write {spec.fqn} to the DuckDB warehouse {self.path}: {exc}"
+                    ) from exc
+                raise exc from rollback_exc
             raise
 
     def _merge_staged(
