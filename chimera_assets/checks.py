@@ -33,6 +33,7 @@ import dagster as dg
 import polars as pl
 
 from chimera_assets.io_manager import AUDITS, WarehouseResource
+from chimera_assets.leakage import with_leakage_check
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys, trade_date_partitions
 from chimera_assets.quality import (
     CHECKED_TABLES,
@@ -226,7 +227,8 @@ def audited_tables() -> list[TableSpec]:
 def register_audits() -> None:
     """Register the write audit of every checked table in ``io_manager.AUDITS`` (idempotent)."""
     for spec in audited_tables():
-        AUDITS[spec.fqn] = make_audit
+        # Training tables: the hard rules, then the blocking target-leakage check (chimera_assets.leakage).
+        AUDITS[spec.fqn] = with_leakage_check(make_audit) if spec.schema == "training" else make_audit
 
 
 def audit_for(spec: TableSpec) -> Audit | None:

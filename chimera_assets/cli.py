@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="generate SYNTHETIC demo DBN files first (no key needed)")
     run.add_argument("--policy-dir", type=Path, help="directory of policy event files (parquet/CSV/JSONL)")
     run.add_argument("--no-training", action="store_true", help="skip the training tables")
+    from chimera_assets.export import add_export_parser
+
+    add_export_parser(sub)  # chimera export: a training set to parquet/CSV
     return p
 
 
@@ -122,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "export":
+        from chimera_assets.export import cmd_export
+
+        return cmd_export(args)
     return EXIT_USAGE
 
 

@@ -367,7 +367,7 @@ def flat_field_name(struct: str, field_name: str) -> str:
 
 
 def training_table(root: str) -> TableSpec:
-    """``training.<root>_training_daily``: the matrix flattened plus targets, split and weight."""
+    """``training.<root>_training_daily``: the matrix flattened plus targets, split, purge flags and weight."""
     flat: list[Column] = [Column("symbol", "STRING", False), Column("data_date", "DATE", False),
                           Column("timestamp", "TIMESTAMP")]
     for struct in (MATRIX_MARKET, MATRIX_PIVOTS, MATRIX_POLICY, MATRIX_GOLDEN, MATRIX_REGIME):
@@ -375,8 +375,10 @@ def training_table(root: str) -> TableSpec:
             flat.append(Column(flat_field_name(struct.name, f.name), f.type))
     flat += [Column(f"target_{h}", "FLOAT64") for h, _ in TARGET_HORIZONS]
     flat += [Column(f"target_crosses_roll_{h}", "BOOL") for h, _ in TARGET_HORIZONS]
-    flat += [Column("split", "STRING"), Column("purged", "BOOL"), Column("training_weight", "INT64"),
-             Column("ingestion_ts", "TIMESTAMP")]
+    flat += [Column("split", "STRING"), Column("purged", "BOOL")]
+    # Per horizon: the row's own target window (t, t+h] crosses a split boundary (SPEC 6.7, 2026-12-03).
+    flat += [Column(f"purged_{h}", "BOOL") for h, _ in TARGET_HORIZONS]
+    flat += [Column("training_weight", "INT64"), Column("ingestion_ts", "TIMESTAMP")]
     return TableSpec(
         "training", f"{root.lower()}_training_daily", tuple(flat), _CONS_KEY,
         date_column="data_date", symbol_column="symbol", clustering=("symbol",),
