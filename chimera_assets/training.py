@@ -68,10 +68,13 @@ def check_root(root: str) -> str:
 
 
 def output_columns(horizon: str, keep_purged: bool = False) -> list[str]:
-    """The columns ``read`` returns for ``horizon``, in order."""
+    """The columns ``read`` returns for ``horizon``, in the table's order: the identifiers, the features,
+    ``target_<h>``, ``target_crosses_roll_<h>``, ``split``, (``purged_<h>`` with ``keep_purged``), the weight."""
     h = check_horizon(horizon)
-    cols = [*ID_COLUMNS, *FEATURE_COLUMNS, "split", f"target_{h}", f"target_crosses_roll_{h}", "training_weight"]
-    return cols + ([f"purged_{h}"] if keep_purged else [])
+    keep = {*ID_COLUMNS, *FEATURE_COLUMNS, "split", f"target_{h}", f"target_crosses_roll_{h}", "training_weight"}
+    if keep_purged:
+        keep.add(f"purged_{h}")
+    return [c for c in training_table("ZL").column_names if c in keep]  # every root has the same columns
 
 
 def select_training_set(
