@@ -1,6 +1,7 @@
 """The training tables are one subsettable multi-asset: one failing root does not keep the others stale."""
 
 import dagster as dg
+import pytest
 
 from chimera_assets.assets import training
 from chimera_assets.io_manager import WarehouseResource
@@ -108,3 +109,46 @@ def test_a_leaked_feature_fails_the_check_and_publishes_nothing(monkeypatch):
     assert ev.metadata["worst_feature"].value == "distance_to_P" and ev.metadata["published"].value is False
     assert abs(ev.metadata["worst_rho"].value) > 0.4
     assert frame_hash(wh.read(spec)) == before  # the table is unchanged
+
+
+def _store_old_schema_table(wh):
+    """The ZL training table as stored before the per-horizon purge columns existed."""
+    import dataclasses
+
+    from chimera_assets.warehouse import Slice
+    from chimera_assets_tests.training_frames import multi_year_training
+
+    spec = training_table("ZL")
+    old = dataclasses.replace(spec, columns=tuple(c for c in spec.columns if not c.name.startswith("purged_")))
+    wh.merge(old, multi_year_training().select(old.column_names), Slice.whole_table())
+    with pytest.raises(Exception, match="purged_1d"):
+        wh.read(spec)
+    return old
+
+
+def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
+    from chimera_assets_tests.test_training_set import audits_registered
+
+    wh = _store_multi_year_matrix()
+    _store_old_schema_table(wh)
+    (asset,) = training.training_assets()
+    with audits_registered():
+        assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
+    back = wh.read(training_table("ZL"))
+    assert back.height == 1296 and back["purged_1d"].sum() == 2
+
+
+def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
+    from chimera_assets_tests.test_training_set import audits_registered
+    from chimera_assets_tests.training_frames import inject_next_close_leak
+
+    wh = _store_multi_year_matrix()
+    old = _store_old_schema_table(wh)
+    real = training.build_training_table
+    monkeypatch.setattr(training, "build_training_table", lambda *a, **k: inject_next_close_leak(real(*a, **k)))
+    (asset,) = training.training_assets()
+    with audits_registered():
+        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
+                             raise_on_error=False)
+    assert not res.success
+    assert wh.read(old).height == 1296  # not dropped: the audit ran before the old table was replaced
