@@ -152,3 +152,18 @@ def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
                              raise_on_error=False)
     assert not res.success
     assert wh.read(old).height == 1296  # not dropped: the audit ran before the old table was replaced
+
+
+def test_the_leakage_check_alone_judges_the_published_rows():
+    from chimera_assets.warehouse import Slice
+    from chimera_assets_tests.training_frames import inject_next_close_leak, multi_year_training
+
+    # Rows published without the audit (e.g. by an older version): the check run on its own flags them.
+    get_warehouse().merge(training_table("ZL"), inject_next_close_leak(multi_year_training()), Slice.whole_table())
+    (asset,) = training.training_assets()
+    check = dg.AssetCheckKey(_key("ZL"), "no_target_leakage")
+    res = dg.materialize([asset], selection=dg.AssetSelection.checks(check),
+                         resources={"warehouse": WarehouseResource()}, raise_on_error=False)
+    assert not res.get_asset_materialization_events()
+    (ev,) = _check_evaluations(res)
+    assert not ev.passed and ev.metadata["worst_feature"].value == "distance_to_P"

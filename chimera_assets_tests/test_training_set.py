@@ -154,16 +154,26 @@ def test_export_parquet_round_trips_on_both_backends(frame, warehouse, tmp_path,
 
 def test_cli_export_writes_csv_and_parquet_with_progress_on_stderr(frame, tmp_path, capsys):
     get_warehouse().merge(SPEC, frame, Slice.whole_table())  # the configured warehouse (CHIMERA_HOME)
-    pq_out, csv_out = tmp_path / "zl_1m.parquet", tmp_path / "zl_1m_val.csv"
+    pq_out, csv_out = tmp_path / "zl_1m.parquet", tmp_path / "zl_1w.csv"
     assert cli_main(["export", "--root", "ZL", "--horizon", "1m", "--format", "parquet", "--out", str(pq_out)]) == 0
     err = capsys.readouterr().err
     assert "export ZL 1m: year 2021 (1/5)" in err and "year 2025 (5/5)" in err
     assert pl.read_parquet(pq_out).equals(_expected(frame, "1m", None))
-    assert cli_main(["export", "--root", "ZL", "--horizon", "1m", "--split", "val", "--format", "csv",
+    # CSV over five yearly reads: one header, every row.
+    assert cli_main(["export", "--root", "ZL", "--horizon", "1w", "--keep-purged", "--format", "csv",
                      "--out", str(csv_out)]) == 0
-    want = _expected(frame, "1m", "val")
+    want = _expected(frame, "1w", None, keep_purged=True)
+    assert csv_out.read_text().count("symbol,data_date") == 1
     back = pl.read_csv(csv_out, schema=want.schema)
-    assert back.equals(want)
+    assert back.equals(want) and back.height == frame.height
+
+
+def test_export_of_an_empty_split_writes_an_empty_file_with_the_columns(frame, duckdb_warehouse, tmp_path):
+    duckdb_warehouse.merge(SPEC, frame.filter(pl.col("split") == "test"), Slice.whole_table())
+    out = tmp_path / "val.parquet"
+    assert export_training_set("ZL", "1d", out, "parquet", "val", warehouse=duckdb_warehouse) == 0
+    back = pl.read_parquet(out)
+    assert back.height == 0 and back.columns == training.output_columns("1d")
 
 
 @pytest.mark.parametrize(
