@@ -159,3 +159,62 @@ def bigquery_session(request: pytest.FixtureRequest) -> BigQuerySession:
 def bigquery_warehouse(request: pytest.FixtureRequest) -> BigQueryWarehouse:
     """A ``BigQueryWarehouse`` on the emulator with fresh, private datasets (deleted afterwards)."""
     return make_bigquery_warehouse(request)
+
+
+# -- capturing the jobs a warehouse sends ---------------------------------------------------------------
+JOB_METHODS = ("query", "load_table_from_file", "load_table_from_dataframe", "load_table_from_json",
+               "load_table_from_uri", "copy_table", "extract_table")
+
+
+@dataclass
+class SentJob:
+    """One job a client was asked to run: its method, SQL (queries), config and its ``op`` label."""
+
+    method: str
+    sql: str | None
+    config: object
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(getattr(self.config, "labels", None) or {})
+
+    @property
+    def op(self) -> str | None:
+        return self.labels.get("op")
+
+
+class JobLog(list):
+    """The jobs sent through the patched client(s), in order."""
+
+    def queries(self) -> list[SentJob]:
+        return [j for j in self if j.method == "query"]
+
+    def loads(self) -> list[SentJob]:
+        return [j for j in self if j.method.startswith("load_")]
+
+
+def capture_jobs(target, monkeypatch: pytest.MonkeyPatch | None = None) -> JobLog:
+    """Record every job ``target`` (a ``bigquery.Client``, a warehouse with a fixed client, or - with
+    ``monkeypatch``, undone after the test - the ``Client`` class itself, i.e. every client) is asked to
+    run, then run it. Returns the live log."""
+    log = JobLog()
+    client = getattr(target, "client", target) if not isinstance(target, type) else target
+    if isinstance(client, type) and monkeypatch is None:
+        raise ValueError("patching the Client class needs monkeypatch (so it is undone)")
+    for name in JOB_METHODS:
+        original = getattr(client, name)
+
+        def wrapper(*args, _name=name, _original=original, **kwargs):
+            if isinstance(client, type):  # unbound: args[0] is the client
+                args_ = args[1:]
+            else:
+                args_ = args
+            sql = args_[0] if _name == "query" and args_ else kwargs.get("query")
+            log.append(SentJob(_name, sql, kwargs.get("job_config")))
+            return _original(*args, **kwargs)
+
+        if monkeypatch is not None:
+            monkeypatch.setattr(client, name, wrapper)
+        else:
+            setattr(client, name, wrapper)
+    return log
