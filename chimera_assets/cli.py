@@ -3,6 +3,7 @@
     chimera run --start 2024-01-02 --end 2024-06-28 --roots ZL,MES --demo
     chimera run --start 2024-01-02 --end 2025-12-12 --roots ZL,MES --landing-dir ../shared/data/databento-batch
     chimera run ... --api            # the Databento Historical API (DATABENTO_API_KEY)
+    chimera bigquery migrate-partitioning [--apply]   # DAY -> MONTH partitioned BigQuery tables
 
 Exit status: 0 on success, 1 when a run or a blocking check failed, 2 on bad arguments/inputs.
 """
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="generate SYNTHETIC demo DBN files first (no key needed)")
     run.add_argument("--policy-dir", type=Path, help="directory of policy event files (parquet/CSV/JSONL)")
     run.add_argument("--no-training", action="store_true", help="skip the training tables")
+    from chimera_assets.warehouse.bigquery_migrate import add_parser as add_bigquery_parser
+
+    add_bigquery_parser(sub)  # chimera bigquery migrate-partitioning [--apply]
     return p
 
 
@@ -122,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "bigquery":
+        from chimera_assets.warehouse.bigquery_migrate import cli_main as bigquery_main
+
+        return bigquery_main(args)
     return EXIT_USAGE
 
 

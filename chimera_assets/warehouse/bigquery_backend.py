@@ -91,6 +91,7 @@ class BigQueryWarehouse(Warehouse):
         use_storage_api: bool | None = None,
         storage_endpoint: str | None = None,
         labels: dict[str, str] | None = None,
+        require_partition_filters: bool = True,
     ):
         """``client_scope`` (e.g. dagster-gcp's ``BigQueryResource.get_client``) is entered once per
         operation and its client is not kept afterwards; ``client`` is a fixed client (tests); without
@@ -98,7 +99,11 @@ class BigQueryWarehouse(Warehouse):
 
         Reads go through the BigQuery Storage Read API (gRPC, ~10x faster than REST paging) against
         Google when no ``endpoint`` is set; against an emulator only when its gRPC ``storage_endpoint``
-        ("host:port", plain-text channel) is given, else through REST. ``use_storage_api`` overrides."""
+        ("host:port", plain-text channel) is given, else through REST. ``use_storage_api`` overrides.
+
+        ``require_partition_filters=False`` creates the raw tables without ``require_partition_filter``:
+        only for the emulator, which refuses every MERGE into such a table (it runs a MERGE as internal
+        SELECTs without WHERE), where BigQuery accepts the partition filter of the MERGE's ON clause."""
         if dataset_prefix and not dataset_prefix.replace("_", "").isalnum():
             raise WarehouseError(f"invalid BigQuery dataset prefix {dataset_prefix!r}")
         if staging_ttl < dt.timedelta(hours=MIN_STAGING_TTL_HOURS):
@@ -112,6 +117,7 @@ class BigQueryWarehouse(Warehouse):
         self.maximum_bytes_billed = int(maximum_bytes_billed)
         self.job_timeout_s = float(job_timeout_s)
         self.retry_policy = retry_policy or RetryPolicy()
+        self.require_partition_filters = require_partition_filters
         self.storage_endpoint = storage_endpoint
         if use_storage_api is None:
             use_storage_api = endpoint is None or storage_endpoint is not None
@@ -135,6 +141,8 @@ class BigQueryWarehouse(Warehouse):
         kwargs.setdefault("staging_ttl", dt.timedelta(hours=settings.bq_staging_ttl_hours))
         kwargs.setdefault("maximum_bytes_billed", settings.bq_max_bytes_billed)
         kwargs.setdefault("job_timeout_s", settings.bq_job_timeout_s)
+        # The emulator cannot MERGE into a table that requires a partition filter (see __init__).
+        kwargs.setdefault("require_partition_filters", not settings.bq_endpoint)
         return cls(
             project=settings.bq_project,
             location=settings.bq_location,
@@ -368,10 +376,13 @@ class BigQueryWarehouse(Warehouse):
         table.labels = dict(self.labels)
         if partitioned and spec.date_column:
             table.time_partitioning = bigquery.TimePartitioning(type_=spec.partition_granularity, field=spec.date_column)
-            table.require_partition_filter = spec.partition_filter_required
+            table.require_partition_filter = self.requires_partition_filter(spec)
         if partitioned and spec.bigquery_clustering:
             table.clustering_fields = list(spec.bigquery_clustering)
         return table
+
+    def requires_partition_filter(self, spec: TableSpec) -> bool:
+        return self.require_partition_filters and spec.partition_filter_required
 
     def ensure_table(self, spec: TableSpec) -> None:
         from google.api_core.exceptions import NotFound
