@@ -105,7 +105,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # The run id labels every BigQuery job of the run (sensors have no run: no label).
-        run = getattr(context, "dagster_run", None)
+        run = getattr(context, "run", None)
         self._run_id = run.run_id if run is not None else None
 
     def get(self) -> Warehouse:

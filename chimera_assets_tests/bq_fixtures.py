@@ -14,6 +14,11 @@ REST paging when nothing listens there.
 Isolation: one random root per test session (``t<hex>_``), and each ``bigquery_warehouse`` gets its
 own dataset prefix under it (``t<hex>_<n>_``), so tests never see each other's tables. The datasets
 of a test are deleted when it ends, and any left over from the session when the session ends.
+(The staging dataset is ``<prefix>staging``, so it falls under the same prefix.) Warehouses made here
+create the raw tables without ``require_partition_filter``: the emulator cannot MERGE into such a
+table (see ``BigQueryWarehouse.__init__``).
+
+``capture_jobs(client_or_warehouse)`` records every job a client is asked to run (method, SQL, config).
 
 From a conftest fixture (e.g. the backend-parametrised contract suite), call
 ``make_bigquery_warehouse(request)``; nothing needs importing as a fixture::

@@ -149,6 +149,53 @@ def test_dataset_names_come_from_settings():
         wh.dataset_id("nope")
 
 
+class _PatchingClient:
+    """A client that behaves as BigQuery does for ``ensure_table`` of an existing table: ``get_table``
+    returns the table as it is; ``update_table`` applies the schema it is sent (the emulator does not
+    for fields inside a RECORD) and records it."""
+
+    project = "my-proj"
+
+    def __init__(self, table):
+        self.table = table
+        self.patches: list[tuple[list, list]] = []
+
+    def get_dataset(self, ds_id):
+        from google.cloud import bigquery as bq
+
+        ds = bq.Dataset(ds_id)
+        ds.location = "US"
+        return ds
+
+    def get_table(self, table_id):
+        return self.table
+
+    def update_table(self, table, fields):
+        self.patches.append((list(table.schema), list(fields)))
+        self.table = table
+        return table
+
+
+def test_struct_fields_appended_by_the_spec_are_patched_into_the_record():
+    """The production path the emulator cannot run (its tables.patch ignores new RECORD fields)."""
+    from google.cloud import bigquery as bq
+
+    spec = DAILY_ML_MATRIX
+    old_pivots = dataclasses.replace(schemas.MATRIX_PIVOTS, fields=schemas.MATRIX_PIVOTS.fields[:-3])
+    old_spec = dataclasses.replace(spec, columns=tuple(old_pivots if c.name == "pivots" else c for c in spec.columns))
+    wh = BigQueryWarehouse("my-proj", client=None)
+    table = wh.table_definition(old_spec)
+    client = _PatchingClient(bq.Table.from_api_repr(table.to_api_repr()))
+    wh._client = client
+    wh.ensure_table(spec)
+    ((schema, fields),) = client.patches
+    assert fields == ["schema"]
+    pivots = next(f for f in schema if f.name == "pivots")
+    assert [f.name for f in pivots.fields][-3:] == ["R3", "S3", "pivot_roll_flag"]
+    assert all(f.mode == "NULLABLE" for f in pivots.fields[-3:])
+    assert [f.name for f in schema] == spec.column_names  # nothing else moved
+
+
 def test_emulator_client_is_anonymous_and_local():
     client = make_client("test", "US", "http://127.0.0.1:9")
     assert client.project == "test"
