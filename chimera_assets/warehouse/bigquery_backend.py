@@ -32,7 +32,6 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chimera_assets.schemas import TableSpec, check_identifier
@@ -44,7 +43,7 @@ from chimera_assets.settings import (
     SCHEMAS,
     Settings,
 )
-from chimera_assets.warehouse.base import Audit, Slice, Warehouse, WarehouseError, conform, prepare_frame
+from chimera_assets.warehouse.base import Audit, Slice, Warehouse, WarehouseError, prepare_frame
 from chimera_assets.warehouse.bigquery_client import (  # noqa: F401 - re-exported for callers and tests
     PROJECT_ID,
     BigQueryCredentialsError,
@@ -63,15 +62,15 @@ from chimera_assets.warehouse.bigquery_jobs import (
     sanitize_labels,
     slice_labels,
 )
-from chimera_assets.warehouse.merge_sql import BIGQUERY, merge_statement, slice_predicate
+from chimera_assets.warehouse.bigquery_reads import ALL_DATES_FROM, BigQueryReadsMixin  # noqa: F401 - re-exported
+from chimera_assets.warehouse.bigquery_tables import BigQueryTablesMixin
+from chimera_assets.warehouse.merge_sql import BIGQUERY, merge_statement
 
 log = logging.getLogger(__name__)
 
-#: Lower bound of the date filter an unbounded read of a ``require_partition_filter`` table sends.
-ALL_DATES_FROM = dt.date(1900, 1, 1)
 
 
-class BigQueryWarehouse(Warehouse):
+class BigQueryWarehouse(BigQueryTablesMixin, BigQueryReadsMixin, Warehouse):
     kind = "bigquery"
 
     def __init__(
@@ -336,142 +335,6 @@ class BigQueryWarehouse(Warehouse):
         if job.output_rows is not None and job.output_rows != frame.height:
             raise WarehouseError(f"{spec.fqn}: staged {job.output_rows} rows, expected {frame.height}")
 
-    # -- DDL ----------------------------------------------------------------------------------
-    def _ensure_dataset_id(self, dataset: str, default_expiration: dt.timedelta | None = None) -> None:
-        """Get the dataset; create it only if it does not exist (``datasets.create`` is then the only
-        extra permission needed). A dataset in another location is refused."""
-        from google.api_core.exceptions import NotFound
-        from google.cloud import bigquery
-
-        ds_id = f"{self._project()}.{dataset}"
-        if ds_id in self._known_datasets:
-            return
-        try:
-            ds = self.client.get_dataset(ds_id)
-        except NotFound:
-            new = bigquery.Dataset(ds_id)
-            new.location = self.location
-            new.labels = dict(self.labels)
-            if default_expiration is not None:
-                new.default_table_expiration_ms = int(default_expiration.total_seconds() * 1000)
-            ds = self.client.create_dataset(new, exists_ok=True)  # exists_ok: another writer won the race
-        if ds.location and self.location and ds.location.lower() != self.location.lower():
-            raise WarehouseError(
-                f"BigQuery dataset {ds_id} is in {ds.location}, not in the configured CHIMERA_BQ_LOCATION "
-                f"{self.location}"
-            )
-        self._known_datasets.add(ds_id)
-
-    def _ensure_dataset(self, spec: TableSpec) -> None:
-        with self.session():
-            self._ensure_dataset_id(self.dataset_id(spec.schema))
-
-    def table_definition(self, spec: TableSpec, table_id: str | None = None, partitioned: bool = True):
-        """The ``bigquery.Table`` the spec describes: schema, partitioning, clustering, partition filter."""
-        from google.cloud import bigquery
-
-        table = bigquery.Table(table_id or self.table_id(spec), schema=bigquery_schema(spec))
-        if spec.description:
-            table.description = spec.description
-        table.labels = dict(self.labels)
-        if partitioned and spec.date_column:
-            table.time_partitioning = bigquery.TimePartitioning(type_=spec.partition_granularity, field=spec.date_column)
-            table.require_partition_filter = self.requires_partition_filter(spec)
-        if partitioned and spec.bigquery_clustering:
-            table.clustering_fields = list(spec.bigquery_clustering)
-        return table
-
-    def requires_partition_filter(self, spec: TableSpec) -> bool:
-        return self.require_partition_filters and spec.partition_filter_required
-
-    def ensure_table(self, spec: TableSpec) -> None:
-        from google.api_core.exceptions import NotFound
-
-        if spec.fqn in self._known_tables:
-            return
-        with self.session(), self._errors("create", spec):
-            self._ensure_dataset_id(self.dataset_id(spec.schema))
-            try:
-                existing = self.client.get_table(self.table_id(spec))
-            except NotFound:
-                existing = self.client.create_table(self.table_definition(spec), exists_ok=True)
-            self._check_layout(spec, existing)
-        self._known_tables.add(spec.fqn)
-
-    def _check_layout(self, spec: TableSpec, table) -> None:
-        """Reconcile an existing table with the spec: columns and STRUCT fields the spec appended are
-        added (NULLABLE, as BigQuery allows); another partition column or grain is refused (the grain
-        is changed by ``chimera bigquery migrate-partitioning``)."""
-        tp = table.time_partitioning
-        part = tp.field if tp else None
-        if spec.date_column and part != spec.date_column:
-            raise WarehouseError(
-                f"BigQuery table {spec.fqn} is partitioned on {part!r}, the spec says {spec.date_column!r}; "
-                "recreate it (drop, then rematerialize)"
-            )
-        if spec.date_column and tp.type_ != spec.partition_granularity:
-            raise WarehouseError(
-                f"BigQuery table {spec.fqn} is partitioned by {tp.type_}, the spec says {spec.partition_granularity}; "
-                "migrate it with `chimera bigquery migrate-partitioning --apply` (docs/deployment.md)"
-            )
-        if spec.date_column and list(table.clustering_fields or []) != list(spec.bigquery_clustering):
-            log.warning("BigQuery table %s is clustered on %s, the spec says %s (`chimera bigquery "
-                        "migrate-partitioning --apply` updates it)", spec.fqn, table.clustering_fields,
-                        list(spec.bigquery_clustering))
-        problems: list[str] = []
-        added: list[str] = []
-        evolved = evolve(list(table.schema), spec.columns, "", problems, added)
-        if problems:
-            raise WarehouseError(f"BigQuery table {spec.fqn} does not match its spec: {'; '.join(problems)}")
-        if not added:
-            return
-        log.info("adding %s to BigQuery table %s", added, spec.fqn)
-        table.schema = evolved
-        updated = self.client.update_table(table, ["schema"])
-        still: list[str] = []
-        evolve(list(updated.schema), spec.columns, "", [], still)
-        if still:
-            raise WarehouseError(f"BigQuery table {spec.fqn}: could not add {still} to its schema")
-
-    def table_exists(self, spec: TableSpec) -> bool:
-        from google.api_core.exceptions import NotFound
-
-        with self.session(), self._errors("look up", spec):
-            try:
-                self.client.get_table(self.table_id(spec))
-                return True
-            except NotFound:
-                self._known_tables.discard(spec.fqn)
-                return False
-
-    def drop_table(self, spec: TableSpec) -> None:
-        with self.session(), self._errors("drop", spec):
-            self.client.delete_table(self.table_id(spec), not_found_ok=True)
-        self._known_tables.discard(spec.fqn)
-
-    def table_info(self, spec: TableSpec) -> dict:
-        """What BigQuery reports for the table: partitioning, clustering, nested schema, size."""
-        with self.session(), self._errors("describe", spec):
-            t = self.client.get_table(self.table_id(spec))
-        tp = t.time_partitioning
-        return {
-            "table_id": self.table_id(spec),
-            "partition_field": tp.field if tp else None,
-            "partition_type": tp.type_ if tp else None,
-            "require_partition_filter": bool(t.require_partition_filter),
-            "clustering": list(t.clustering_fields or []),
-            "schema": schema_as_list(t.schema),
-            "num_rows": t.num_rows,
-            "num_bytes": t.num_bytes,
-            "location": t.location,
-        }
-
-    def table_layout(self, spec: TableSpec) -> dict:
-        """Same shape as ``DuckDBWarehouse.table_layout``, but as BigQuery enforces it."""
-        info = self.table_info(spec)
-        return {"partition_by": info["partition_field"], "partition_type": info["partition_type"],
-                "cluster_by": info["clustering"], "key": list(spec.key)}
-
     # -- writes -------------------------------------------------------------------------------
     def _stage(self, spec: TableSpec, frame: pl.DataFrame, labels: dict[str, str], stats: JobStats) -> str:
         """Create an expiring table in the staging dataset and load ``frame`` into it (one load job)."""
@@ -528,80 +391,6 @@ class BigQueryWarehouse(Warehouse):
             self.client.delete_table(self.staging_table_id(name), not_found_ok=True)
         except Exception as exc:  # never mask the write's own outcome; the table expires anyway
             log.warning("could not drop staging table %s (it expires by itself): %s", name, error_text(exc))
-
-    # -- reads --------------------------------------------------------------------------------
-    def _emulator_storage_client(self):
-        """A Storage Read client on a plain-text gRPC channel to the emulator (never googleapis)."""
-        if self._storage_client is None:
-            import grpc
-            from google.cloud import bigquery_storage_v1
-            from google.cloud.bigquery_storage_v1.services.big_query_read.transports import (
-                BigQueryReadGrpcTransport,
-            )
-
-            channel = grpc.insecure_channel(self.storage_endpoint)
-            self._storage_client = bigquery_storage_v1.BigQueryReadClient(
-                transport=BigQueryReadGrpcTransport(channel=channel)
-            )
-        return self._storage_client
-
-    def _to_arrow(self, rows) -> pa.Table:
-        if not self.use_storage_api:
-            return rows.to_arrow(create_bqstorage_client=False)
-        if self.endpoint:
-            if not self.storage_endpoint:  # the default Storage client would dial googleapis
-                return rows.to_arrow(create_bqstorage_client=False)
-            with quiet_storage_deprecation():
-                return rows.to_arrow(bqstorage_client=self._emulator_storage_client(), create_bqstorage_client=False)
-        from google.api_core import exceptions as api_exceptions
-
-        try:
-            with quiet_storage_deprecation():
-                return rows.to_arrow(create_bqstorage_client=True)
-        except (api_exceptions.PermissionDenied, api_exceptions.Forbidden) as exc:
-            log.warning(
-                "BigQuery Storage Read API refused (%s); reading through the REST API instead (slower). "
-                "Grant roles/bigquery.readSessionUser to avoid this.", type(exc).__name__,
-            )
-            self.use_storage_api = False
-            return rows.to_arrow(create_bqstorage_client=False)
-
-    def _where(self, spec: TableSpec, slice_: Slice | None) -> tuple[str, list[tuple[str, Any]]]:
-        """The WHERE clause of a read: the slice; on a table that requires a partition filter and no
-        slice, an explicit whole-history bound (and a warning: that read scans every partition)."""
-        if slice_ is not None and not slice_.everything:
-            pred, params = slice_predicate(spec, slice_, "t", BIGQUERY)
-            return f" WHERE {pred}", params
-        if spec.partition_filter_required:
-            log.warning("unbounded read of %s scans every partition; pass a date range (a Slice)", spec.fqn)
-            return f" WHERE t.{BIGQUERY.quote(spec.date_column)} >= @all_from", [("all_from", ALL_DATES_FROM)]
-        return "", []
-
-    def read(self, spec: TableSpec, slice_: Slice | None = None, columns: list[str] | None = None) -> pl.DataFrame:
-        cols = columns or spec.column_names
-        for c in cols:
-            spec.column(c)  # allow-list: only declared columns
-        with self.session():
-            if not self.table_exists(spec):
-                return spec.empty_frame().select(cols)
-            where, params = self._where(spec, slice_)
-            sql = f"SELECT {', '.join(BIGQUERY.quote(c) for c in cols)} FROM {self._sql_name(spec)} AS t{where}"  # noqa: S608 - names from the spec
-            with self._errors("read", spec):
-                _, rows = self.run_query(sql, params, spec, "read", slice_labels(slice_))
-                table = self._to_arrow(rows)
-        out = conform(spec, pl.from_arrow(table))
-        if out.height == 0 and out.width == 0:
-            return spec.empty_frame().select(cols)
-        return out.select(cols)
-
-    def row_count(self, spec: TableSpec) -> int:
-        with self.session():
-            if not self.table_exists(spec):
-                return 0
-            where, params = self._where(spec, None)
-            with self._errors("count", spec):
-                _, rows = self.run_query(f"SELECT COUNT(*) AS n FROM {self._sql_name(spec)} AS t{where}", params, spec, "count")  # noqa: S608 - names from the spec
-                return int(next(iter(rows))[0])
 
     # -- maintenance (tests, teardown) ------------------------------------------------------------
     def drop_datasets(self, schemas: Sequence[str] = SCHEMAS) -> None:
