@@ -109,7 +109,7 @@ def staging_tables(wh: BigQueryWarehouse, spec: TableSpec) -> list[str]:
         tables = list(wh.client.list_tables(f"{wh.project}.{wh.staging_dataset}"))
     except NotFound:
         return []
-    return [t.table_id for t in tables if t.table_id.startswith(f"_stg_{spec.schema[:20]}_{spec.name[:40]}_")]
+    return [t.table_id for t in tables if t.table_id.startswith(wh.staging_prefix(spec))]
 
 
 # -- offline ----------------------------------------------------------------------------------------

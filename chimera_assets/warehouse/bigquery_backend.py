@@ -336,10 +336,15 @@ class BigQueryWarehouse(BigQueryTablesMixin, BigQueryReadsMixin, Warehouse):
             raise WarehouseError(f"{spec.fqn}: staged {job.output_rows} rows, expected {frame.height}")
 
     # -- writes -------------------------------------------------------------------------------
+    @staticmethod
+    def staging_prefix(spec: TableSpec) -> str:
+        """Names of ``spec``'s staging tables start with this (<= 51 chars: + 12 hex <= 63)."""
+        return f"_stg_{spec.schema[:12]}_{spec.name[:32]}_"
+
     def _stage(self, spec: TableSpec, frame: pl.DataFrame, labels: dict[str, str], stats: JobStats) -> str:
         """Create an expiring table in the staging dataset and load ``frame`` into it (one load job)."""
         self._ensure_dataset_id(self.staging_dataset, default_expiration=self.staging_ttl)
-        name = f"_stg_{spec.schema[:20]}_{spec.name[:40]}_{uuid.uuid4().hex[:12]}"
+        name = f"{self.staging_prefix(spec)}{uuid.uuid4().hex[:12]}"
         staging = self.table_definition(spec, self.staging_table_id(name), partitioned=False)
         staging.expires = dt.datetime.now(dt.UTC) + self.staging_ttl
         staging.labels = {**self.labels, "staging": "true"}
