@@ -359,3 +359,10 @@ def test_definitions_show_bigquery_settings_as_resource_fields(monkeypatch):
     fields = set(type(res).model_fields)
     assert {"project", "location", "dataset_prefix", "maximum_bytes_billed", "job_timeout_s", "gcp_credentials",
             "credentials_json", "staging_dataset"} <= fields
+    # the code location wires it as the `warehouse` resource (and the IO manager's), with those config fields
+    from chimera_assets.definitions import build_definitions
+
+    defs = build_definitions()
+    dg.Definitions.validate_loadable(defs)
+    wired = defs.get_repository_def().get_top_level_resources()["warehouse"]
+    assert {"project", "maximum_bytes_billed", "credentials_json"} <= set(wired.config_schema.config_type.fields)
