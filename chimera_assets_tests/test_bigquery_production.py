@@ -301,6 +301,13 @@ def test_conflicts_rate_limits_and_failed_loads_are_retried(bigquery_warehouse):
         wh.merge(spec, synthetic_frame(spec, [day], 6.0), Slice.from_keys([(day, "ZL")]))
     assert calls["query"] == 1
     assert wh.read(spec)["close"].to_list() == [5.0]
+    # a query over the byte cap is refused at once, the error says which setting caps it
+    calls["query"] = 0
+    failures["query"] = [_api_error(ex.Forbidden, "Query exceeded limit for bytes billed: 1000.",
+                                    "bytesBilledLimitExceeded")]
+    with pytest.raises(WarehouseError, match=r"byte cap of \d+ bytes \(CHIMERA_BQ_MAX_BYTES_BILLED"):
+        wh.merge(spec, synthetic_frame(spec, [day], 6.0), Slice.from_keys([(day, "ZL")]))
+    assert calls["query"] == 1
 
 
 @bigquery

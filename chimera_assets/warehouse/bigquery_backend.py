@@ -253,8 +253,12 @@ class BigQueryWarehouse(BigQueryTablesMixin, BigQueryReadsMixin, Warehouse):
         except auth_exceptions.GoogleAuthError as exc:
             auth_failure = type(exc).__name__
         except (api_exceptions.GoogleAPIError, ValueError, OSError) as exc:
+            hint = ""
+            if "bytesbilledlimitexceeded" in error_text(exc).lower():
+                hint = (f"; the job would bill more than the byte cap of {self.maximum_bytes_billed} bytes "
+                        "(CHIMERA_BQ_MAX_BYTES_BILLED / the resource's maximum_bytes_billed)")
             raise WarehouseError(
-                f"BigQuery {action} {spec.fqn} ({self.table_id(spec)}) failed: {error_text(exc)}"
+                f"BigQuery {action} {spec.fqn} ({self.table_id(spec)}) failed: {error_text(exc)}{hint}"
             ) from exc
         if auth_failure is not None:  # outside the except block: no chained auth response
             raise BigQueryCredentialsError(
