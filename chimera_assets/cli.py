@@ -3,6 +3,7 @@
     chimera run --start 2024-01-02 --end 2024-06-28 --roots ZL,MES --demo
     chimera run --start 2024-01-02 --end 2025-12-12 --roots ZL,MES --landing-dir ../shared/data/databento-batch
     chimera run ... --api            # the Databento Historical API (DATABENTO_API_KEY)
+    chimera bigquery migrate-partitioning [--apply]   # DAY -> MONTH partitioned BigQuery tables
 
 Exit status: 0 on success, 1 when a run or a blocking check failed, 2 on bad arguments/inputs.
 """
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chimera_assets.export import add_export_parser
 
     add_export_parser(sub)  # chimera export: a training set to parquet/CSV
+    from chimera_assets.warehouse.bigquery_migrate import add_parser as add_bigquery_parser
+
+    add_bigquery_parser(sub)  # chimera bigquery migrate-partitioning [--apply]
     return p
 
 
@@ -129,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from chimera_assets.export import cmd_export
 
         return cmd_export(args)
+    if args.command == "bigquery":
+        from chimera_assets.warehouse.bigquery_migrate import cli_main as bigquery_main
+
+        return bigquery_main(args)
     return EXIT_USAGE
 
 

@@ -13,14 +13,14 @@ from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
-from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource, with_table_metadata
+from chimera_assets.io_manager import WarehouseIOManager, warehouse_resource, with_table_metadata
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
 
 
 def build_definitions(source_mode: str = "landing") -> dg.Definitions:
     register_audits()  # hard data-quality rules gate every write (write, audit, then publish)
-    warehouse = WarehouseResource()
+    warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
     return dg.Definitions(
         assets=[
