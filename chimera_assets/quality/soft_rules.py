@@ -59,6 +59,7 @@ def unexpected_session_rows(sessions: pl.DataFrame, calendars: Mapping[str, str]
         out += [{"trade_date": d.isoformat(), "symbol": root} for d in days.to_list() if d not in expected]
     return pl.DataFrame(out, schema={"trade_date": pl.Utf8, "symbol": pl.Utf8})
 
+
 def flip_and_thin_rows(
     session_bars: pl.DataFrame,
     config: QualityConfig | None = None,
