@@ -69,6 +69,12 @@ def _empty_offenders(extra: dict[str, pl.DataType] | None = None) -> pl.DataFram
     return pl.DataFrame(schema={PARTITION: pl.Utf8, **(extra or {})})
 
 
+def _no_key_offenders(frame: pl.DataFrame, spec: TableSpec, column: str, dtype: pl.DataType) -> pl.DataFrame:
+    """No offending rows, with the columns a rule's offenders have: partition, the key (typed as in
+    ``frame``, Utf8 when absent) and the rule's own ``column``."""
+    return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in spec.key}, column: dtype})
+
+
 def required_columns(spec: TableSpec) -> list[str]:
     """The key plus every column declared NOT NULL."""
     out = list(spec.key)

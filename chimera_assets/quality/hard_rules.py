@@ -7,8 +7,8 @@ from __future__ import annotations
 import polars as pl
 
 from chimera_assets.quality.frames import (
-    _empty_offenders,
     _id_columns,
+    _no_key_offenders,
     _with_partition,
     required_columns,
 )
@@ -26,7 +26,7 @@ def null_required_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     """Rows with a NULL in a required column; ``null_columns`` names them."""
     cols = [c for c in required_columns(spec) if c in frame.columns]
     if not cols or frame.is_empty():
-        return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in spec.key}, "null_columns": pl.Utf8})
+        return _no_key_offenders(frame, spec, "null_columns", pl.Utf8)
     null_list = pl.concat_str(
         [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in cols], separator=",", ignore_nulls=True
     )
@@ -43,7 +43,7 @@ def duplicate_key_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     key = list(spec.key)
     if frame.is_empty() or keys_distinct(frame, key):
         # As many distinct key hashes as rows: no key repeats (the usual case), nothing to group.
-        return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in key}, "copies": pl.UInt32})
+        return _no_key_offenders(frame, spec, "copies", pl.UInt32)
     f = _with_partition(frame, spec)
     return (
         f.group_by([PARTITION, *key])
@@ -79,7 +79,7 @@ def ohlc_violation_rows(frame: pl.DataFrame, spec: TableSpec, tolerance: float =
     """
     f = _ohlc_frame(frame, spec)
     if f is None or f.is_empty():
-        return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in spec.key}, "problems": pl.Utf8})
+        return _no_key_offenders(frame, spec, "problems", pl.Utf8)
     o, h, lo, c, v = (pl.col(x) for x in (*OHLC, "volume"))
     t = pl.lit(tolerance)
     conds = {
@@ -115,7 +115,7 @@ def regime_gap_rows(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
         weight = pl.col("regime_weight") if "regime_weight" in frame.columns else pl.lit(None, pl.Int64)
         f = f.with_columns(_name=pl.col("regime_name"), _weight=weight, _flat=pl.col("regime_name"))
     else:
-        return _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in spec.key}, "problem": pl.Utf8})
+        return _no_key_offenders(frame, spec, "problem", pl.Utf8)
     problem = (
         pl.when(pl.col("_name").is_null()).then(pl.lit("regime name NULL"))
         .when(pl.col("_weight").is_null()).then(pl.lit("regime weight NULL"))
@@ -148,7 +148,7 @@ def struct_member_problems(frame: pl.DataFrame, spec: TableSpec) -> tuple[list[s
                 missing.append(f"{col.name}.{m.name} ({have[m.name]} instead of {m.polars_dtype()})")
         null_exprs.append(pl.when(pl.col(col.name).is_null()).then(pl.lit(col.name)))
     if not null_exprs or frame.is_empty():
-        rows = _empty_offenders({**{k: frame.schema.get(k, pl.Utf8) for k in spec.key}, "null_structs": pl.Utf8})
+        rows = _no_key_offenders(frame, spec, "null_structs", pl.Utf8)
         return missing, rows
     nulls = pl.concat_str(null_exprs, separator=",", ignore_nulls=True)
     rows = (
