@@ -87,6 +87,7 @@ class Gate:
             "no_session": "no CME session that day (calendar holiday or before the root's start): 0 rows",
             "no_trades": "the calendar lists a session but the loaded source spans it without a bar: 0 rows",
             "incomplete": "session not complete yet (data does not reach its scheduled close): not published",
+            "not_started": "a load wrote this date but its data ends before the session opens: waiting, 0 rows",
         }
         for status, reason in reasons.items():
             labels = partition_label(self.keys(status))
@@ -108,9 +109,10 @@ def gate(
     if status.filter(pl.col("status") == "missing").height:
         spans = source_spans(read_ledger(wh), series_by_root())
         status = classify_partitions(keys, sessions, sched, spans)
-        no_trades = Gate(asset, status).keys("no_trades")
-        if no_trades.height:
-            raw = raw_keys(wh, no_trades)
+        verdict = Gate(asset, status)
+        no_bars = pl.concat([verdict.keys("no_trades"), verdict.keys("not_started")])
+        if no_bars.height:
+            raw = raw_keys(wh, no_bars)
             status = classify_partitions(keys, sessions, sched, spans, raw)
     return Gate(asset, status)
 

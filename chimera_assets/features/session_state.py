@@ -24,8 +24,13 @@ after that day, whose end is after the session's close.
   load wrote that trade date, or an API request over the session): the exchange did not trade the
   root although the calendar library lists a session (CME equity futures on Good Friday 2024 and
   2025; ``pandas_market_calendars`` 5.5 lists both);
-- ``missing``: no bar on a calendar session day and no loaded source spans it: the data was not
-  loaded, so the run fails naming the partition.
+- ``not_started``: no bar on a calendar session day that a landing-file load wrote (its trade-date
+  range holds the day) although its records end before the session opens, and no loaded source of
+  the root reaches into the session: the file ends at a weekend or at the edge of its period (the
+  landing sensor requests the partitions a file's period touches). Like an incomplete session it
+  waits for the next data: 0 rows, listed, not a failure;
+- ``missing``: any other session day without a bar: the data was not loaded, so the run fails
+  naming the partition.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from chimera_assets.trade_dates import CME_TZ
 # How far each frequency's bar reaches past its ts_event (the bar's open).
 BAR_SPAN = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}
 INTRADAY_SCHEMAS = ("ohlcv-1m", "ohlcv-1h")
-STATUSES = ("published", "incomplete", "no_session", "no_trades", "missing")
+STATUSES = ("published", "incomplete", "no_session", "no_trades", "not_started", "missing")
 # Close assumed on a date the calendar has no session for (bars on a day the library lists as closed):
 # 16:00 CT, the Globex daily halt, as the matrix's session-close timestamp.
 FALLBACK_CLOSE_HOUR = 16
@@ -224,15 +229,32 @@ def classify_partitions(
             .unique()
             .with_columns(_covered=pl.lit(True))
         )
+        cand = (
+            frame.filter(pl.col("_complete").is_null() & pl.col("scheduled").fill_null(False))
+            .join(spans, on="symbol", how="inner")
+        )
+        # A load wrote the date, but its records end before the session opens, and no loaded source of
+        # the root reaches into the session: the session has not started in the loaded data yet.
+        claimed = cand.filter(
+            (pl.col("date_from") <= pl.col("trade_date")) & (pl.col("trade_date") < pl.col("date_to"))
+            & (pl.col("span_end") <= pl.col("session_open"))
+        ).select(*_KEY).unique()
+        reached = cand.filter(pl.col("span_end") > pl.col("session_open")).select(*_KEY).unique()
+        wait = claimed.join(reached, on=_KEY, how="anti").with_columns(_waiting=pl.lit(True))
         if raw_present is not None and raw_present.height:
             hit = hit.join(raw_present.select(*_KEY), on=_KEY, how="anti")
-        frame = frame.join(hit, on=_KEY, how="left")
+            wait = wait.join(raw_present.select(*_KEY), on=_KEY, how="anti")
+        frame = frame.join(hit, on=_KEY, how="left").join(wait, on=_KEY, how="left")
         covered = pl.col("_covered").fill_null(False)
+        waiting = pl.col("_waiting").fill_null(False)
+    else:
+        waiting = pl.lit(False)
     status = (
         pl.when(pl.col("_complete")).then(pl.lit("published"))
         .when(pl.col("_complete").is_not_null()).then(pl.lit("incomplete"))
         .when(~pl.col("scheduled").fill_null(False)).then(pl.lit("no_session"))
         .when(covered).then(pl.lit("no_trades"))
+        .when(waiting).then(pl.lit("not_started"))
         .otherwise(pl.lit("missing"))
     )
     return frame.select(*_KEY, status.alias("status")).sort("symbol", "trade_date")

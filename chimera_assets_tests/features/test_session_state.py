@@ -109,6 +109,29 @@ def test_partition_status_for_each_case():
     raw = _keys((gf, "ES"))
     status = dict(((d, s), st) for d, s, st in classify_partitions(keys, sessions, sched, spans, raw).rows())
     assert status[(gf, "ES")] == "missing"
-    # A file cut short (records end 04-10) does not span Good Friday.
+    # A file cut short (records end 04-10) does not span Good Friday: the day waits for the rest of the file.
     short = source_spans(_ledger(a=dict(april, last_ts_event=datetime(2025, 4, 10, tzinfo=UTC))), SERIES)
-    assert classify_partitions(_keys((gf, "ES")), sessions, sched, short)["status"].item() == "missing"
+    assert classify_partitions(_keys((gf, "ES")), sessions, sched, short)["status"].item() == "not_started"
+
+
+def test_a_session_the_loaded_file_ends_before_is_not_started_not_missing():
+    """A synthetic weekly file of UTC days Mar 16..22 2024 (its load wrote 03-18..03-25, the landing sensor
+    requests the partitions its period touches): Monday 03-25 has no bar yet and waits; once a later source
+    reaches into that session without a bar for it, the day is missing."""
+    mon = date(2024, 3, 25)
+    keys = _keys((mon, "ES"))
+    sessions = pl.DataFrame(schema={"trade_date": pl.Date, "symbol": pl.Utf8, "session_complete": pl.Boolean})
+    sched = session_schedule(keys, CAL)
+    week = dict(source_kind="file", status="loaded", schema="ohlcv-1h", series="ES.v.0", rows_written=100,
+                first_ts_event=datetime(2024, 3, 17, 22, tzinfo=UTC), last_ts_event=datetime(2024, 3, 22, 20, tzinfo=UTC),
+                period_start=datetime(2024, 3, 18, tzinfo=UTC), period_end=datetime(2024, 3, 26, tzinfo=UTC))
+
+    def status(**rows) -> str:
+        return classify_partitions(keys, sessions, sched, source_spans(_ledger(**rows), SERIES))["status"].item()
+
+    assert status(a=week) == "not_started"
+    assert status(a=dict(week, period_end=datetime(2024, 3, 23, tzinfo=UTC))) == "missing"  # the load did not write it
+    later = dict(week, first_ts_event=datetime(2024, 3, 25, 14, tzinfo=UTC), last_ts_event=datetime(2024, 3, 29, tzinfo=UTC),
+                 period_start=datetime(2024, 3, 26, tzinfo=UTC), period_end=datetime(2024, 3, 30, tzinfo=UTC))
+    assert status(a=week, b=later) == "missing"
+
