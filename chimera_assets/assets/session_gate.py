@@ -23,7 +23,7 @@ from chimera_assets.schemas import LOAD_STATE, OHLCV_1D, OHLCV_1H, OHLCV_1M
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice, Warehouse
 
-MAX_LISTED = 50
+MAX_LISTED = 20
 _KEY = ["trade_date", "symbol"]
 
 
