@@ -28,6 +28,7 @@ from chimera_assets.assets.common import (
 from chimera_assets.assets.session_gate import (
     Gate,
     gate,
+    raise_if_stale,
     read_ledger,
     require_rows,
     schedule_for,
@@ -186,6 +187,7 @@ def _sessions_gate(asset: str, wh: Warehouse, context: dg.AssetExecutionContext,
     """The gate of an asset downstream of session_bars: fails on run partitions without a session bar
     (on a session day), records the empty and incomplete ones as metadata."""
     keys = run_keys(context)
+    raise_if_stale(asset, sessions)
     verdict = gate(asset, wh, keys, only_run_keys(sessions, keys))
     verdict.raise_if_missing("session bars", SESSIONS_HINT)
     context.add_output_metadata(verdict.metadata())

@@ -128,6 +128,26 @@ def raw_keys(wh: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(found).unique().join(keys.select(_KEY), on=_KEY, how="semi")
 
 
+def raise_if_stale(asset: str, sessions: pl.DataFrame) -> None:
+    """Refuse stored session bars marked incomplete although a later session of the root exists.
+
+    A session becomes complete when later data is loaded and its session_bars partition is re-run
+    (the sensors and ``chimera run`` do both). If only the later dates were re-run, the earlier bar
+    still says incomplete; features built now would skip it (a pivot from the session before it),
+    so the run stops and names it instead.
+    """
+    if sessions.is_empty():
+        return
+    last = pl.col("trade_date").max().over("symbol")
+    stale = sessions.filter(~pl.col("session_complete").fill_null(False) & (pl.col("trade_date") < last))
+    if stale.height:
+        labels = partition_label(stale.select(_KEY).sort("symbol", "trade_date"))
+        raise MissingUpstreamError(
+            f"{asset}: session bars of {_listed(labels)} are marked incomplete although later sessions exist "
+            f"(materialize features/session_bars for them again first)"
+        )
+
+
 def require_rows(
     asset: str, publish: pl.DataFrame, frame: pl.DataFrame, upstream: str, date_col: str = "trade_date",
     by_symbol: bool = True,

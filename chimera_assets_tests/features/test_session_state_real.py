@@ -100,6 +100,23 @@ def test_the_evening_fragment_at_the_end_of_a_monthly_file_is_not_published_unti
     assert frag in wh.read(training_table("ES"))["data_date"].to_list()
 
 
+def test_a_stale_incomplete_session_before_later_sessions_stops_the_features(tmp_path, monkeypatch):
+    """July only: 08-01 stored incomplete. August arrives but only 08-04..08-05 are re-run: the pivots of
+    08-04 would skip 08-01 (its previous session), so the run stops naming it; re-running 08-01 fixes it."""
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(_landing(tmp_path, "202507")))
+    run_range(CHAIN[:2], "2025-07-28", "2025-08-01", "ES")
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(_landing(tmp_path, "202507", "202508")))
+    run_range(CHAIN[:2], "2025-08-04", "2025-08-05", "ES")
+    res = run_range(["features.pivots"], "2025-08-04", "2025-08-05", "ES", raise_on_error=False)
+    msg = _step_error(res)
+    assert "features/pivots: session bars of 2025-08-01|ES are marked incomplete although later sessions" in msg
+    run_range(CHAIN[:2], "2025-08-01", "2025-08-01", "ES")
+    assert run_range(["features.pivots"], "2025-08-04", "2025-08-05", "ES").success
+    piv = get_warehouse(get_settings()).read(PIVOTS).filter(pl.col("trade_date") == date(2025, 8, 4))
+    sb = get_warehouse(get_settings()).read(SESSION_BARS).filter(pl.col("trade_date") == date(2025, 8, 1))
+    assert piv["prev_close"].item() == sb["close"].item()
+
+
 def test_incomplete_sessions_are_listed_in_metadata_and_do_not_fail_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(_landing(tmp_path, "202507")))
     res = _chain("2025-07-28", "2025-08-01", "ES")
