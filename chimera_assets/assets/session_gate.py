@@ -9,11 +9,14 @@ exception. See docs/features.md, "Session state".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 
 from chimera_assets.features.session_state import (
+    NEIGHBOUR_DAYS_AFTER,
+    NEIGHBOUR_DAYS_BEFORE,
     classify_partitions,
     session_schedule,
     source_spans,
@@ -106,26 +109,27 @@ def gate(
     keys = keys.select(_KEY).unique()
     sched = schedule if schedule is not None else schedule_for(keys)
     status = classify_partitions(keys, sessions, sched)
-    if status.filter(pl.col("status") == "missing").height:
+    missing = status.filter(pl.col("status") == "missing")
+    if missing.height:
         spans = source_spans(read_ledger(wh), series_by_root())
-        status = classify_partitions(keys, sessions, sched, spans)
-        verdict = Gate(asset, status)
-        no_bars = pl.concat([verdict.keys("no_trades"), verdict.keys("not_started")])
-        if no_bars.height:
-            raw = raw_keys(wh, no_bars)
-            status = classify_partitions(keys, sessions, sched, spans, raw)
+        status = classify_partitions(keys, sessions, sched, spans, raw_days_around(wh, missing))
     return Gate(asset, status)
 
 
-def raw_keys(wh: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
-    """The (trade_date, symbol) keys among ``keys`` with at least one raw bar (1m, 1h or 1d)."""
-    slice_ = Slice.from_keys(keys.select(_KEY).rows())
+def raw_days_around(wh: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
+    """The (trade_date, symbol) pairs with a raw bar (1m, 1h or 1d) from NEIGHBOUR_DAYS_BEFORE days
+    before each root's first key to NEIGHBOUR_DAYS_AFTER days after its last one."""
+    span = keys.group_by("symbol").agg(pl.col("trade_date").min().alias("lo"), pl.col("trade_date").max().alias("hi"))
+    slice_ = Slice(tuple(
+        (r, lo - timedelta(days=NEIGHBOUR_DAYS_BEFORE), hi + timedelta(days=NEIGHBOUR_DAYS_AFTER))
+        for r, lo, hi in sorted(span.rows())
+    ))
     found = [pl.DataFrame(schema={"trade_date": pl.Date, "symbol": pl.Utf8})]
     for spec in (OHLCV_1M, OHLCV_1H, OHLCV_1D):
         if wh.table_exists(spec):
             rows = wh.read(spec, slice_, columns=[spec.date_column, "symbol"])
-            found.append(rows.select(owner_date_expr(spec.date_column).alias("trade_date"), "symbol"))
-    return pl.concat(found).unique().join(keys.select(_KEY), on=_KEY, how="semi")
+            found.append(rows.select(owner_date_expr(spec.date_column).alias("trade_date"), "symbol").unique())
+    return pl.concat(found).unique()
 
 
 def raise_if_stale(asset: str, sessions: pl.DataFrame) -> None:

@@ -19,14 +19,14 @@ after that day, whose end is after the session's close.
 - ``incomplete``: a session bar exists but is not complete (kept in session_bars, not published);
 - ``no_session``: no bar, and the root's calendar has no session that day (holiday) or the day is
   before the root's universe ``start``: the only case recorded as materialized with 0 rows;
-- ``no_trades``: no bar on a calendar session day, but one loaded source spans the whole session
-  (a landing file whose records start before the session's open and end after its close and whose
-  load wrote that trade date, or an API request over the session): the exchange did not trade the
-  root although the calendar library lists a session (CME equity futures on Good Friday 2024 and
-  2025; ``pandas_market_calendars`` 5.5 lists both);
+- ``no_trades``: no bar on a calendar session day, the root has bars on both sides of it, and one
+  loaded source spans the whole session (a landing file whose records start before the session's
+  open and end after its close and whose load wrote that trade date, or an API request over the
+  session): the exchange did not trade the root although the calendar library lists a session (CME
+  equity futures on Good Friday 2024 and 2025; ``pandas_market_calendars`` 5.5 lists both);
 - ``not_started``: no bar on a calendar session day that a landing-file load wrote (its trade-date
-  range holds the day) although its records end before the session opens, and no loaded source of
-  the root reaches into the session: the file ends at a weekend or at the edge of its period (the
+  range holds the day) although its records end before the session opens; the root has bars in the
+  days before and none on or after it: the file ends at a weekend or at the edge of its period (the
   landing sensor requests the partitions a file's period touches). Like an incomplete session it
   waits for the next data: 0 rows, listed, not a failure;
 - ``missing``: any other session day without a bar: the data was not loaded, so the run fails
@@ -193,19 +193,42 @@ def mark_session_complete(sessions: pl.DataFrame, schedule: pl.DataFrame, reach:
     return out.with_columns(session_complete=complete.fill_null(False)).drop("session_close", "reach")
 
 
+NEIGHBOUR_DAYS_BEFORE = 7  # calendar days searched for the root's previous bar (a long holiday weekend fits)
+NEIGHBOUR_DAYS_AFTER = 10  # ... and for a later bar
+
+
+def _neighbours(cand: pl.DataFrame, raw_days: pl.DataFrame) -> pl.DataFrame:
+    """Per candidate (trade_date, symbol): has_on / has_before / has_after = the root has raw bars on the
+    day / within NEIGHBOUR_DAYS_BEFORE days before it / within NEIGHBOUR_DAYS_AFTER days after it."""
+    days = raw_days.select(pl.col("trade_date").alias("_d"), "symbol").unique()
+    pairs = cand.select(_KEY).unique().join(days, on="symbol", how="inner")
+    delta = (pl.col("_d") - pl.col("trade_date")).dt.total_days()
+    return pairs.group_by(_KEY).agg(
+        (delta == 0).any().alias("has_on"),
+        delta.is_between(-NEIGHBOUR_DAYS_BEFORE, -1).any().alias("has_before"),
+        delta.is_between(1, NEIGHBOUR_DAYS_AFTER).any().alias("has_after"),
+    )
+
+
 def classify_partitions(
     keys: pl.DataFrame,
     sessions: pl.DataFrame,
     schedule: pl.DataFrame,
     spans: pl.DataFrame | None = None,
-    raw_present: pl.DataFrame | None = None,
+    raw_days: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The status (see the module docstring) of every (trade_date, symbol) of ``keys``.
 
     ``sessions``: the session bars of those keys (trade_date, symbol, session_complete);
     ``schedule``: ``session_schedule`` of the keys; ``spans``: ``source_spans`` (None = nothing loaded);
-    ``raw_present``: (trade_date, symbol) keys that do have raw bars: never ``no_trades`` (for an
-    asset downstream of session_bars, such a day lacks its session bar, not its data).
+    ``raw_days``: the (trade_date, symbol) pairs with raw bars from NEIGHBOUR_DAYS_BEFORE days before to
+    NEIGHBOUR_DAYS_AFTER days after the keys. Without both, a session day without a bar is ``missing``.
+
+    ``no_trades`` needs the root's own bars on both sides of the day (within the neighbour windows) and
+    one loaded source spanning it; ``not_started`` needs the root's bars before the day, none on or
+    after it, and a load that wrote the date with records ending before the session opens. The root's
+    own bars are required because a ledger row lists every series its load wrote, not only its file's.
+    A day with raw bars is never either (for an asset after session_bars it lacks its session bar).
     Returns trade_date, symbol, status, sorted.
     """
     have = sessions.select(*_KEY, pl.col("session_complete").fill_null(False).alias("_complete"))
@@ -214,41 +237,29 @@ def classify_partitions(
         .join(have, on=_KEY, how="left")
         .join(schedule.select(*_KEY, "scheduled", "session_open", "session_close"), on=_KEY, how="left")
     )
-    covered = pl.lit(False)
-    if spans is not None and spans.height:
-        hit = (
-            frame.filter(pl.col("_complete").is_null() & pl.col("scheduled").fill_null(False))
-            .join(spans, on="symbol", how="inner")
-            .filter(
-                (pl.col("span_start") <= pl.col("session_open"))
-                & (pl.col("span_end") >= pl.col("session_close"))
-                & (pl.col("date_from").is_null() | (pl.col("date_from") <= pl.col("trade_date")))
-                & (pl.col("date_to").is_null() | (pl.col("trade_date") < pl.col("date_to")))
-            )
-            .select(*_KEY)
-            .unique()
-            .with_columns(_covered=pl.lit(True))
-        )
+    covered, waiting = pl.lit(False), pl.lit(False)
+    if spans is not None and spans.height and raw_days is not None:
+        no_bar = frame.filter(pl.col("_complete").is_null() & pl.col("scheduled").fill_null(False))
+        near = _neighbours(no_bar, raw_days)
         cand = (
-            frame.filter(pl.col("_complete").is_null() & pl.col("scheduled").fill_null(False))
+            no_bar.join(near, on=_KEY, how="inner")
+            .filter(~pl.col("has_on") & pl.col("has_before"))
             .join(spans, on="symbol", how="inner")
         )
-        # A load wrote the date, but its records end before the session opens, and no loaded source of
-        # the root reaches into the session: the session has not started in the loaded data yet.
-        claimed = cand.filter(
-            (pl.col("date_from") <= pl.col("trade_date")) & (pl.col("trade_date") < pl.col("date_to"))
-            & (pl.col("span_end") <= pl.col("session_open"))
-        ).select(*_KEY).unique()
-        reached = cand.filter(pl.col("span_end") > pl.col("session_open")).select(*_KEY).unique()
-        wait = claimed.join(reached, on=_KEY, how="anti").with_columns(_waiting=pl.lit(True))
-        if raw_present is not None and raw_present.height:
-            hit = hit.join(raw_present.select(*_KEY), on=_KEY, how="anti")
-            wait = wait.join(raw_present.select(*_KEY), on=_KEY, how="anti")
+        claims_date = (pl.col("date_from") <= pl.col("trade_date")) & (pl.col("trade_date") < pl.col("date_to"))
+        hit = cand.filter(
+            pl.col("has_after")
+            & (pl.col("span_start") <= pl.col("session_open"))
+            & (pl.col("span_end") >= pl.col("session_close"))
+            & (pl.col("date_from").is_null() | claims_date)
+        ).select(*_KEY).unique().with_columns(_covered=pl.lit(True))
+        # A load wrote the date, but its records end before the session opens and the root has no bar
+        # after it: the session has not started in the loaded data yet.
+        wait = cand.filter(
+            ~pl.col("has_after") & claims_date & (pl.col("span_end") <= pl.col("session_open"))
+        ).select(*_KEY).unique().with_columns(_waiting=pl.lit(True))
         frame = frame.join(hit, on=_KEY, how="left").join(wait, on=_KEY, how="left")
-        covered = pl.col("_covered").fill_null(False)
-        waiting = pl.col("_waiting").fill_null(False)
-    else:
-        waiting = pl.lit(False)
+        covered, waiting = pl.col("_covered").fill_null(False), pl.col("_waiting").fill_null(False)
     status = (
         pl.when(pl.col("_complete")).then(pl.lit("published"))
         .when(pl.col("_complete").is_not_null()).then(pl.lit("incomplete"))
@@ -258,4 +269,3 @@ def classify_partitions(
         .otherwise(pl.lit("missing"))
     )
     return frame.select(*_KEY, status.alias("status")).sort("symbol", "trade_date")
-

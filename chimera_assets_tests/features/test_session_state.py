@@ -102,16 +102,22 @@ def test_partition_status_for_each_case():
                  first_ts_event=datetime(2025, 4, 1, tzinfo=UTC), last_ts_event=datetime(2025, 4, 30, 23, tzinfo=UTC),
                  period_start=datetime(2025, 4, 1, tzinfo=UTC), period_end=datetime(2025, 4, 23, tzinfo=UTC))
     spans = source_spans(_ledger(a=april), SERIES)
-    status = dict(((d, s), st) for d, s, st in classify_partitions(keys, sessions, sched, spans).rows())
+    raw_days = _keys((date(2025, 4, 17), "ES"), (mon, "ES"), (tue, "ES"))
+    status = dict(((d, s), st) for d, s, st in classify_partitions(keys, sessions, sched, spans, raw_days).rows())
     assert status[(gf, "ES")] == "no_trades"
     assert status[(wed, "ES")] == "missing"  # inside the records, but the load did not write 04-23
+    assert classify_partitions(keys, sessions, sched, spans)["status"].to_list().count("no_trades") == 0
     # The same day with raw bars present lacks its session bar, not its data.
-    raw = _keys((gf, "ES"))
-    status = dict(((d, s), st) for d, s, st in classify_partitions(keys, sessions, sched, spans, raw).rows())
+    with_gf = pl.concat([raw_days, _keys((gf, "ES"))])
+    status = dict(((d, s), st) for d, s, st in classify_partitions(keys, sessions, sched, spans, with_gf).rows())
     assert status[(gf, "ES")] == "missing"
-    # A file cut short (records end 04-10) does not span Good Friday: the day waits for the rest of the file.
+    # Without the root's own bars on both sides (a ledger row lists every series its load wrote, e.g. a ZL
+    # file loaded with this one), the span proves nothing about ES.
+    only_before = _keys((date(2025, 4, 17), "ES"))
+    assert classify_partitions(_keys((gf, "ES")), sessions, sched, spans, only_before)["status"].item() != "no_trades"
+    # A file cut short (records end 04-10) does not span Good Friday.
     short = source_spans(_ledger(a=dict(april, last_ts_event=datetime(2025, 4, 10, tzinfo=UTC))), SERIES)
-    assert classify_partitions(_keys((gf, "ES")), sessions, sched, short)["status"].item() == "not_started"
+    assert classify_partitions(_keys((gf, "ES")), sessions, sched, short, raw_days)["status"].item() == "missing"
 
 
 def test_a_session_the_loaded_file_ends_before_is_not_started_not_missing():
@@ -126,12 +132,15 @@ def test_a_session_the_loaded_file_ends_before_is_not_started_not_missing():
                 first_ts_event=datetime(2024, 3, 17, 22, tzinfo=UTC), last_ts_event=datetime(2024, 3, 22, 20, tzinfo=UTC),
                 period_start=datetime(2024, 3, 18, tzinfo=UTC), period_end=datetime(2024, 3, 26, tzinfo=UTC))
 
-    def status(**rows) -> str:
-        return classify_partitions(keys, sessions, sched, source_spans(_ledger(**rows), SERIES))["status"].item()
+    week_days = _keys(*[(date(2024, 3, d), "ES") for d in (18, 19, 20, 21, 22)])
+
+    def status(raw=week_days, **rows) -> str:
+        spans = source_spans(_ledger(**rows), SERIES)
+        return classify_partitions(keys, sessions, sched, spans, raw)["status"].item()
 
     assert status(a=week) == "not_started"
     assert status(a=dict(week, period_end=datetime(2024, 3, 23, tzinfo=UTC))) == "missing"  # the load did not write it
-    later = dict(week, first_ts_event=datetime(2024, 3, 25, 14, tzinfo=UTC), last_ts_event=datetime(2024, 3, 29, tzinfo=UTC),
-                 period_start=datetime(2024, 3, 26, tzinfo=UTC), period_end=datetime(2024, 3, 30, tzinfo=UTC))
-    assert status(a=week, b=later) == "missing"
-
+    # A later bar of the root exists (03-26): 03-25 is a gap, not a session still to come.
+    assert status(raw=pl.concat([week_days, _keys((date(2024, 3, 26), "ES"))]), a=week) == "missing"
+    # No bar of the root before it either: nothing of ES was loaded near that date.
+    assert status(raw=week_days.clear(), a=week) == "missing"
