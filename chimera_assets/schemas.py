@@ -251,7 +251,7 @@ SESSION_BARS = TableSpec(
     _cols(
         "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
         "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
-        "settle FLOAT64, open_interest INT64",
+        "settle FLOAT64, open_interest INT64, session_complete BOOL",
         _TS,
     ),
     _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
