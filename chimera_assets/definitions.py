@@ -13,6 +13,7 @@ from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
+from chimera_assets.instance import apply_bookkeeping_env
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource, with_table_metadata
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
@@ -42,4 +43,8 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
     )
 
 
+# The code server and every run worker (UI launches, backfills, sensor runs) import this module: the
+# event bookkeeping settings reach the run worker from here even when `dagster dev` was started
+# without them (a value set in the environment wins; chimera_assets/instance.py).
+apply_bookkeeping_env()
 defs = build_definitions()
