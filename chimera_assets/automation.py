@@ -36,7 +36,6 @@ serializable built-ins, so the automation sensor evaluates in the code server
 
 import os
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -581,16 +580,17 @@ def automation_sensor(
     target: dg.AssetSelection | None = None, minimum_interval_seconds: int | None = None
 ) -> dg.AutomationConditionSensorDefinition:
     """The automation condition sensor, RUNNING by default (Dagster's implicit one starts STOPPED)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # use_user_code_server is a beta parameter in 1.13
-        return dg.AutomationConditionSensorDefinition(
-            AUTOMATION_SENSOR_NAME,
-            target=target or dg.AssetSelection.all(),
-            default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=minimum_interval_seconds or sensor_interval_s(DEFAULT_AUTOMATION_INTERVAL_S),
-            use_user_code_server=True,
-            description=(
-                "Declarative automation: new raw partitions flow to session bars, features, the matrix "
-                "and the training tables (see chimera_assets/automation.py)."
-            ),
-        )
+    from chimera_assets.dagster_warnings import silence_known_notices
+
+    silence_known_notices()  # use_user_code_server is a beta parameter in 1.13 (named, not all warnings)
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR_NAME,
+        target=target or dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds or sensor_interval_s(DEFAULT_AUTOMATION_INTERVAL_S),
+        use_user_code_server=True,
+        description=(
+            "Declarative automation: new raw partitions flow to session bars, features, the matrix "
+            "and the training tables (see chimera_assets/automation.py)."
+        ),
+    )

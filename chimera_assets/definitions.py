@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+import chimera_assets.dagster_warnings  # noqa: F401 - first: silences the beta notices of the APIs used on purpose
 from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
