@@ -18,6 +18,7 @@ from chimera_assets.instance import apply_bookkeeping_env
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource, with_table_metadata
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
+from chimera_assets.whole_graph import whole_graph_job
 
 
 def build_definitions(source_mode: str = "landing") -> dg.Definitions:
@@ -30,7 +31,7 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
             *QUALITY_ASSETS,
         ],
         asset_checks=build_checks(),
-        jobs=auto.jobs,
+        jobs=[*auto.jobs, whole_graph_job],  # the UI's whole-graph path (whole_graph.py)
         sensors=[*auto.sensors, automation_sensor()],
         schedules=auto.schedules,
         # Steps run one after another in the run's process: a step subprocess costs 5-15 s of imports
