@@ -245,8 +245,8 @@ def chart_markdown(png_b64: str) -> str:
     deps=[asset_key(s) for s in audited_tables()],
     group_name="ops",
     kinds={"polars", "matplotlib"},
-    description="Data quality dashboard: every check rule over every published partition, per rule and root "
-    "(markdown tables + PNG chart in $CHIMERA_HOME/reports/).",
+    description="Data quality dashboard: every check rule over every published partition, per rule and root. "
+    "Metadata: chart_image (the chart), report (markdown tables + chart), chart (the PNG file on the server).",
 )
 def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     report = build_report(warehouse.get())
