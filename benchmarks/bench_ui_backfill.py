@@ -119,11 +119,13 @@ class Server:
 
     def stop_sensor(self, name: str) -> None:
         q = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor {
-               sensorState { selectorId } } } }"""
+               sensorState { id selectorId } } } }"""
         sel = {**LOCATION, "sensorName": name}
         state = self.gql(q, {"s": sel})["sensorOrError"]["sensorState"]
-        self.gql("""mutation($id: String!) { stopSensor(id: $id) { __typename } }""",
-                 {"id": state["selectorId"]})
+        res = self.gql("""mutation($o: String!, $s: String!) { stopSensor(jobOriginId: $o, jobSelectorId: $s) {
+            __typename ... on StopSensorMutationResult { instigationState { status } } } }""",
+                       {"o": state["id"], "s": state["selectorId"]})
+        assert res["stopSensor"]["instigationState"]["status"] == "STOPPED", res
 
     def run_stats(self) -> tuple[int, int]:
         """(runs, runs not finished) in the instance."""

@@ -444,10 +444,10 @@ class WholeGraphRunActive(dg.AutomationCondition):
         return False
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+        from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES  # queued included
 
         active = context.asset_graph_view.instance.get_run_records(
-            filters=dg.RunsFilter(job_name=WHOLE_GRAPH_JOB, statuses=IN_PROGRESS_RUN_STATUSES), limit=1
+            filters=dg.RunsFilter(job_name=WHOLE_GRAPH_JOB, statuses=NOT_FINISHED_STATUSES), limit=1
         )
         return dg.AutomationResult(context, context.candidate_subset if active else context.get_empty_subset())
 

@@ -245,13 +245,29 @@ def test_automation_waits_while_a_whole_graph_run_is_active(defs, tmp_path, monk
     instance = dg.DagsterInstance.ephemeral()
     _history(instance, policy_dates=[NEW_DAY])
     tick1 = _first_tick(defs, instance)
-    run = instance.add_run(DagsterRun(job_name=WHOLE_GRAPH_JOB, run_id="whole-graph-run", status=DagsterRunStatus.STARTED))
+    # Launched from the UI, not started yet (NOT_STARTED/QUEUED: the run queue), then STARTED.
+    run = instance.add_run(DagsterRun(job_name=WHOLE_GRAPH_JOB, run_id="whole-graph-run",
+                                      status=DagsterRunStatus.NOT_STARTED))
     _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
     tick2 = _tick(defs, instance, tick1.cursor)
     assert tick2.total_requested == 0, _requested(tick2)
     instance.report_run_failed(run)  # the whole-graph run ended without producing the new day
     tick3 = _tick(defs, instance, tick2.cursor)
     assert _only(_requested(tick3), "features/") == {k.to_user_string(): {f"{NEW_DAY}|ZL"} for k in CHAIN}
+
+
+def test_automation_waits_for_a_started_whole_graph_run_even_on_its_first_tick(defs):
+    """A fresh instance's first tick requests recent missing policy dates, unless the whole-graph
+    job is running (it computes them in order)."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert _requested(_tick(defs, instance)).get("features/policy_features")  # without the job: requested
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_run(DagsterRun(job_name=WHOLE_GRAPH_JOB, run_id="r", status=DagsterRunStatus.STARTED))
+    assert _tick(defs, instance).total_requested == 0
 
 
 @pytest.mark.slow
