@@ -6,6 +6,7 @@ processes need. ``chimera run``, ``chimera ui`` (and so the sensors and the UI) 
 | DAGSTER_HOME | $CHIMERA_HOME/dagster | the instance: run history, event log, sensor cursors |
 | DAGSTER_EVENT_BATCH_SIZE | 1000 | events of a ranged run stored per batch (0 = one by one) |
 | DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS | 1 | one "planned" event per asset and run |
+| DAGSTER_MAX_PARTITIONS_FOR_DA_TIMESTAMP_FETCH | 20000 | automation: exact update times up to this many partitions per tick |
 
 The dagster.yaml written here keeps the stock SQLite layout of a Dagster home (``history/runs.db``,
 ``history/runs/*.db``, ``schedules/``) with the batching event log storage of
@@ -38,6 +39,11 @@ BOOKKEEPING_ENV = {
     # One planned event per asset and run instead of one per partition (planned events are not
     # batched by SQLite nor Postgres). Trade-off: the partitions of a failed run are not marked failed.
     "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
+    # Read where automation is evaluated (the code server: the automation sensor runs there). Above
+    # this many partitions updated in one tick, Dagster stamps them all with the tick time, so a
+    # parent and its child updated by the same backfill run look simultaneous and the child is
+    # requested again (seen after a 43-date x 7-root UI backfill). A 2-month x 7-root range is ~300.
+    "DAGSTER_MAX_PARTITIONS_FOR_DA_TIMESTAMP_FETCH": "20000",
 }
 
 
