@@ -11,7 +11,7 @@ Run from the repository root (nothing else heavy in parallel):
 2. ``chimera ui`` serves that instance with ``CHIMERA_SENSOR_INTERVAL_S`` (default 10 s: landing
    sensor and automation tick at that interval; production defaults are 60 s and 30 s, so add up to
    ~75 s there);
-3. the file of the new trade date (Friday 2024-03-29 UTC day -> trade date 2024-04-01, all roots) is
+3. the file of the new trade date (UTC day 2024-03-29 -> trade date 2024-03-29, all roots) is
    renamed into the landing directory; the warehouse is polled until every root has its matrix row.
 
 Reported: seconds to the raw rows, to the matrix rows, the runs launched. Results:
@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmarks.bench_ingest import ROOTS, loadavg, machine_snapshot, save_results
 from benchmarks.bench_ui_backfill import REPO, Server
 
-NEW_DAY = dt.date(2024, 4, 1)
+NEW_DAY = dt.date(2024, 3, 29)  # the demo maps UTC day 2024-03-29 to trade date 2024-03-29
 
 
 def _count(home: Path, table: str, day: dt.date) -> int:
@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             print(done.stdout[-3000:], done.stderr[-3000:])
             return 1
         print(f"history built in {out['history_s']}s; load {loadavg()}")
-        os.environ.update(CHIMERA_SENSOR_INTERVAL_S=args.interval)
-        os.environ.update({k: env[k] for k in ("CHIMERA_HOME", "CHIMERA_LANDING_DIR")})
-        server = Server(home)
+        server = Server(home, landing=landing, extra_env={"CHIMERA_SENSOR_INTERVAL_S": args.interval})
         try:
             server.wait_loaded()
             time.sleep(3 * int(args.interval))  # let the sensors take their first look at the landing dir

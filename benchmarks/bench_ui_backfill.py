@@ -53,10 +53,10 @@ MULTI_ASSETS = [
 ]
 
 
-def _env(home: Path) -> dict:
+def _env(home: Path, landing: Path | None = None, extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DAGSTER_", "DATABENTO_"))}
-    env.update(CHIMERA_HOME=str(home), CHIMERA_LANDING_DIR=str(BATCH), CHIMERA_POLICY_DIR=str(POLICY),
-               PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    env.update(CHIMERA_HOME=str(home), CHIMERA_LANDING_DIR=str(landing or BATCH), CHIMERA_POLICY_DIR=str(POLICY),
+               PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(extra or {}))
     return env
 
 
@@ -84,7 +84,7 @@ def measure_cli(start: str, end: str, roots: list[str]) -> dict:
 
 
 class Server:
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, landing: Path | None = None, extra_env: dict | None = None):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -92,7 +92,8 @@ class Server:
         self.home = home
         with open(self.log, "wb") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chimera_assets.cli", "ui", "--port", str(self.port)], env=_env(home),
+                [sys.executable, "-m", "chimera_assets.cli", "ui", "--port", str(self.port)],
+                env=_env(home, landing, extra_env),
                 cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.url = f"http://127.0.0.1:{self.port}/graphql"
 

@@ -6,7 +6,7 @@ processes need. ``chimera run``, ``chimera ui`` (and so the sensors and the UI) 
 | DAGSTER_HOME | $CHIMERA_HOME/dagster | the instance: run history, event log, sensor cursors |
 | DAGSTER_EVENT_BATCH_SIZE | 1000 | events of a ranged run stored per batch (0 = one by one) |
 | DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS | 1 | one "planned" event per asset and run |
-| DAGSTER_MAX_PARTITIONS_FOR_DA_TIMESTAMP_FETCH | 20000 | automation: exact update times up to this many partitions per tick |
+| DAGSTER_MAX_PARTITIONS_FOR_DA_TIMESTAMP_FETCH | 400 | automation: exact update times up to this many partitions per tick |
 
 The dagster.yaml written here keeps the stock SQLite layout of a Dagster home (``history/runs.db``,
 ``history/runs/*.db``, ``schedules/``) with the batching event log storage of
@@ -42,8 +42,10 @@ BOOKKEEPING_ENV = {
     # Read where automation is evaluated (the code server: the automation sensor runs there). Above
     # this many partitions updated in one tick, Dagster stamps them all with the tick time, so a
     # parent and its child updated by the same backfill run look simultaneous and the child is
-    # requested again (seen after a 43-date x 7-root UI backfill). A 2-month x 7-root range is ~300.
-    "DAGSTER_MAX_PARTITIONS_FOR_DA_TIMESTAMP_FETCH": "20000",
+    # requested again (seen after a 43-date x 7-root UI backfill: 301 partitions). Dagster's default
+    # is 100. Not higher: the exact times cost ~4 ms per partition and asset per tick, and a tick
+    # over 60 s times out (3,584 partitions did, with 20,000 here) and never advances its cursor.
+    "DAGSTER_MAX_PARTITIONS_FOR_DA_TIMESTAMP_FETCH": "400",
 }
 
 
