@@ -180,8 +180,12 @@ def prepare_instance_env(env: dict[str, str] | None = None) -> HomeStatus:
 
 
 def get_instance():
-    """The persistent instance (``prepare_instance_env`` first). Callers own closing it."""
+    """(the persistent instance, its ``HomeStatus``); the bookkeeping variables are set in this
+    process. ``DAGSTER_HOME`` is read, not written: a caller in a long-lived process (tests calling
+    ``cli.main``) keeps its environment. Callers own closing the instance."""
     import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
 
-    status = prepare_instance_env()
-    return dg.DagsterInstance.get(), status
+    status = ensure_dagster_home(dagster_home())
+    apply_bookkeeping_env()
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(status.home))), status

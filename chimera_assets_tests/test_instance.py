@@ -133,6 +133,7 @@ def test_chimera_run_records_in_the_default_persistent_instance(isolated_home, c
     assert code == 0, out
     home = (isolated_home / "dagster").resolve()
     assert f"Dagster instance: {home}" in out
+    assert "DAGSTER_HOME" not in os.environ  # read, not written: the next caller keeps its own home
     os.environ["DAGSTER_HOME"] = str(home)
     try:
         instance = dg.DagsterInstance.get()
