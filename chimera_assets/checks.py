@@ -260,7 +260,7 @@ def _emit(
     instance = context.instance
     if per_partition is None:
         # The check history lists evaluations without a partition as "Partition -": name what was checked.
-        meta = {**summary.metadata, "partitions_checked": checked}
+        meta = {**summary.metadata, "checked": checked}
         summary = CheckOutcome(rule, summary.passed, summary.severity, meta, summary.description)
         yield evaluation(key, summary, None, blocking, _targets(instance, key, None).get(None))
     elif len(per_partition) <= config.per_partition_limit:

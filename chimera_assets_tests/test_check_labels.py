@@ -1,5 +1,5 @@
 """Check history entries name what they checked: a range run's evaluations (stored without a partition
-when checks are not per-partition) carry the dates and roots of the run in ``partitions_checked``."""
+when checks are not per-partition) carry the dates and roots of the run in ``checked``."""
 
 from __future__ import annotations
 
@@ -47,5 +47,5 @@ def test_range_run_check_evaluations_name_their_partitions(tmp_path):
     assert evals, "no check evaluated on the raw table"
     for ev in evals:
         assert ev.partition is None
-        assert "partitions_checked" in ev.metadata, (ev.check_name, sorted(ev.metadata))
-        assert ev.metadata["partitions_checked"].value == "2024-01-08..2024-01-12 x ZL (5 partitions)"
+        assert "checked" in ev.metadata, (ev.check_name, sorted(ev.metadata))
+        assert ev.metadata["checked"].value == "2024-01-08..2024-01-12 x ZL (5 partitions)"
