@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="generate SYNTHETIC demo DBN files first (no key needed)")
     run.add_argument("--policy-dir", type=Path, help="directory of policy event files (parquet/CSV/JSONL)")
     run.add_argument("--no-training", action="store_true", help="skip the training tables")
+    from chimera_assets.ingest.prune_cli import add_prune_parser
+
+    add_prune_parser(sub)
     return p
 
 
@@ -122,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "prune":
+        from chimera_assets.ingest.prune_cli import cmd_prune
+
+        return cmd_prune(args)
     return EXIT_USAGE
 
 

@@ -107,11 +107,11 @@ def _settle_seconds() -> float:
 
 
 def scan_landing(
-    landing_dir: Path, cursor: LandingCursor, universe: Universe, state: Callable[[str, list], tuple],
-    *, now: datetime | None = None, settle_s: float | None = None,
+    landing_dir: Path, cursor: LandingCursor, universe: Universe, read_ledger: Callable[[], pl.DataFrame],
+    table_rows: Callable[[str, list], pl.DataFrame], *, now: datetime | None = None, settle_s: float | None = None,
 ) -> LandingTick:
-    """One tick (pure except for reading files). ``state(schema, keys)`` returns (ledger frame, table
-    state frame) and is called only when complete new files need planning."""
+    """One tick (pure except for reading files). ``read_ledger()`` and ``table_rows(schema, keys)``
+    (the table's (d, r, load_id) in those partitions) are called only when complete new files need them."""
     now = now or datetime.now(UTC)
     settle_s = _settle_seconds() if settle_s is None else settle_s
     last_date = last_partition_date(now)
@@ -139,12 +139,20 @@ def scan_landing(
             continue
         new.hwm_ns = max(new.hwm_ns, st.st_ctime_ns)
         complete.append(path)
+    covs = []
     for path in complete:
         try:
-            cov = file_coverage(path, universe)
+            covs.append(file_coverage(path, universe))
         except (DbnDecodeError, OSError) as exc:
             tick.skipped.append((path, f"not loadable: {exc}"))
-            continue
+    led = None
+    if any(c.sha256 in new.inflight for c in covs):
+        # A requested content whose load the ledger now shows is no longer in flight: plan it again.
+        led = read_ledger()
+        loaded = set(led.filter(pl.col("status") == "loaded")["content_sha256"].drop_nulls().to_list())
+        new.inflight = {s: t for s, t in new.inflight.items() if s not in loaded}
+    for cov in covs:
+        path = cov.path
         if cov.sha256 in new.inflight:
             tick.skipped.append((path, "same content as a file already requested"))
             continue
@@ -168,7 +176,8 @@ def scan_landing(
                 continue
             if c.schema == schema and c.partitions & keys:
                 others.append(c)
-        led, rows = state(schema, sorted(keys))
+        led = led if led is not None else read_ledger()
+        rows = table_rows(schema, sorted(keys))
         tick.plans[schema] = plan_loads(keys, others, loaded_rects(led, schema, root_of_series(universe)),
                                         table_load_ids(rows), known_load_ids(led))
         loaded = {s for s in led.filter(pl.col("status") == "loaded")["content_sha256"].drop_nulls().to_list()}
@@ -230,12 +239,14 @@ def landing_sensor_factory(jobs, minimum_interval_seconds: int | None = None) ->
         universe = get_universe()
         wh = None
 
-        def state(schema: str, keys: list):
+        def get_wh():
             nonlocal wh
             wh = wh or warehouse.get()
-            return ledger.read_ledger(wh), table_state(wh, SCHEMA_TABLES[schema], keys)
+            return wh
 
-        tick = scan_landing(landing, LandingCursor.parse(context.cursor), universe, state)
+        tick = scan_landing(landing, LandingCursor.parse(context.cursor), universe,
+                            lambda: ledger.read_ledger(get_wh()),
+                            lambda schema, keys: table_state(get_wh(), SCHEMA_TABLES[schema], keys))
         for path, reason in tick.skipped:
             context.log.warning(f"landing: skipped {path.name}: {reason}")
         if tick.unchanged:

@@ -15,6 +15,7 @@ import polars as pl
 
 from chimera_assets.checks import audit_for
 from chimera_assets.ingest import ledger
+from chimera_assets.ingest.enrich import enrich_hook
 from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
 from chimera_assets.ingest.plan import ALREADY_LOADED, NO_SESSION
@@ -23,7 +24,7 @@ from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitio
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
 from chimera_assets.universe import get_universe
-from chimera_assets.warehouse.base import Slice, Warehouse
+from chimera_assets.warehouse.base import Warehouse
 
 RAW_GROUP = "market_data"
 
@@ -39,49 +40,6 @@ def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, sc
     return list_dbn_files(landing)
 
 
-def _latest_definitions(wh: Warehouse) -> pl.DataFrame:
-    """The latest known definition per instrument_id (raw_symbol, instrument class); may be empty."""
-    defs = wh.read(DEFINITIONS, columns=["instrument_id", "valid_date", "raw_symbol", "instrument_class"])
-    return defs.sort("valid_date").group_by("instrument_id").last().select(
-        "instrument_id", pl.col("raw_symbol").alias("_def_raw"), pl.col("instrument_class").alias("_cls")
-    )
-
-
-def _attach_definitions(frame: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
-    """raw_symbol (and is_spread from the instrument class) from known definitions, else as decoded."""
-    if frame.is_empty() or "raw_symbol" not in frame.columns or latest.is_empty():
-        return frame
-    return (
-        frame.join(latest, on="instrument_id", how="left")
-        .with_columns(
-            pl.coalesce("_def_raw", "raw_symbol").alias("raw_symbol"),
-            pl.when(pl.col("_cls").is_not_null())
-            .then(pl.col("_cls").is_in(["S", "T", "M"]))
-            .otherwise(pl.col("is_spread"))
-            .alias("is_spread"),
-        )
-        .drop("_def_raw", "_cls")
-    )
-
-
-def _attach_settlements(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
-    """settle (stat_type 3 price) and open_interest (stat_type 9 quantity) for the 1d table, from the
-    statistics rows of the partitions being written."""
-    if stats.is_empty() or frame.is_empty():
-        return frame
-    key = ["trade_date", "symbol", "instrument_id"]
-    settle = stats.filter(pl.col("stat_type") == 3).select(*key, pl.col("price").alias("_settle"))
-    oi = stats.filter(pl.col("stat_type") == 9).select(*key, pl.col("quantity").alias("_oi"))
-    return (
-        frame.join(settle.rename({"trade_date": "date"}), on=["date", "symbol", "instrument_id"], how="left")
-        .join(oi.rename({"trade_date": "date"}), on=["date", "symbol", "instrument_id"], how="left")
-        .with_columns(
-            pl.coalesce("_settle", "settle").alias("settle"), pl.coalesce("_oi", "open_interest").alias("open_interest")
-        )
-        .drop("_settle", "_oi")
-    )
-
-
 # Trade dates per write of a long backfill (about a quarter): bounds the rows held in memory at once.
 BLOCK_TRADE_DATES = 65
 
@@ -89,21 +47,6 @@ BLOCK_TRADE_DATES = 65
 def _date_blocks(keys: list, n: int | None = None) -> list[list]:
     """``keys`` in blocks of at most ``n`` (default ``BLOCK_TRADE_DATES``) consecutive trade dates."""
     return date_blocks(keys, n or BLOCK_TRADE_DATES)
-
-
-def _enrich(spec: TableSpec, wh: Warehouse, load: list):
-    """The frame hook of a load: definitions (raw_symbol, is_spread) and, for ohlcv-1d, settlements."""
-    defs = _latest_definitions(wh) if spec is not DEFINITIONS and spec is not STATISTICS else None
-    stats = wh.read(STATISTICS, Slice.from_keys(load)) if spec is OHLCV_1D and load else None
-
-    def hook(frame: pl.DataFrame, _block) -> pl.DataFrame:
-        if stats is not None:
-            frame = _attach_settlements(frame, stats)
-        if defs is not None:
-            frame = _attach_definitions(frame, defs)
-        return frame
-
-    return hook
 
 
 def ingest_partitions(
@@ -139,7 +82,7 @@ def ingest_partitions(
     if plan.load:
         done = execute(
             wh, spec, schema, prep, universe, source_kind=source_kind, run_id=run_id, audit=audit_for(spec),
-            frame_hook=_enrich(spec, wh, plan.load), block_dates=BLOCK_TRADE_DATES,
+            frame_hook=enrich_hook(spec, wh, plan.load), block_dates=BLOCK_TRADE_DATES,
         )
         rows += done.ledger_rows
     ledger.record(wh, rows)  # one ledger write per load (a lost write is repaired by the next plan)
@@ -198,9 +141,13 @@ def _key(spec: TableSpec) -> dg.AssetKey:
 
 definitions_asset = _raw_asset(DEFINITIONS, "definition")
 statistics_asset = _raw_asset(STATISTICS, "statistics")
-ohlcv_1m_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1m"], "ohlcv-1m", [_key(DEFINITIONS)])
-ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h", [_key(DEFINITIONS)])
-ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d", [_key(DEFINITIONS), _key(STATISTICS)])
+# No deps between the raw assets: a raw asset with no source for a run records no materialization
+# (no Output), and Dagster skips every step depending on it in the same run, so a missing definitions
+# file would stop the bars from loading. Definitions and settlements already in the warehouse are
+# attached at load time (a run that loads them together may attach them on the next load only).
+ohlcv_1m_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1m"], "ohlcv-1m")
+ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h")
+ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d")
 
 
 
