@@ -55,9 +55,12 @@ def ingest_partitions(
     """Load the DBN rows of ``schema`` for the run's partition keys into ``spec``'s table: plan, then
     execute (:mod:`chimera_assets.ingest.execute`), then one ledger write for the whole load.
 
-    Yields one ``MaterializeResult`` when every requested partition has a source; otherwise an
-    ``AssetMaterialization`` per partition that holds the source's data and nothing for partitions no
-    file covers (they are never shown as materialized; downstream steps of this run are then skipped).
+    Yields one ``MaterializeResult`` when every requested partition has a source; otherwise, in a run
+    of raw assets (the UI's market_data group, the sensors' raw job), an ``AssetMaterialization`` per
+    partition that holds the source's data and nothing for partitions no file covers: they are never
+    shown as materialized. A run that also carries other assets needs the Output (Dagster skips every
+    step, asset or check, whose upstream yields none), so there the whole range is recorded, with the
+    partitions without source named in the metadata.
     """
     keys = parse_partition_keys(context.partition_keys)
     universe = get_universe()
@@ -97,14 +100,25 @@ def ingest_partitions(
     }
     if done is not None:
         metadata["rows_per_root"] = dg.MetadataValue.json({k: int(v) for k, v in sorted(done.per_root.items())})
-    if not plan.without_source:
+    missing = plan.without_source
+    if missing:
+        metadata["partitions_without_source_examples"] = dg.MetadataValue.json(
+            [f"{d.isoformat()}|{r}" for d, r in missing[:20]])
+    if not missing or _downstream_in_run(context):
+        if missing:
+            context.log.warning(
+                f"{spec.fqn}: {len(missing)} requested partition(s) have no source file (e.g. "
+                f"{', '.join(f'{d}|{r}' for d, r in missing[:5])}); left as they are. This run carries assets "
+                "besides the raw ones, so Dagster records one materialization for the whole range and they show "
+                "as materialized (metadata partitions_without_source says which); materialize the raw assets in "
+                "a run of their own to record only the partitions that have a source"
+            )
         yield dg.MaterializeResult(metadata={**written_metadata(spec, wh), **metadata})
         return
-    missing = plan.without_source
     context.log.warning(
         f"{spec.fqn}: {len(missing)} requested partition(s) have no source file (e.g. "
         f"{', '.join(f'{d}|{r}' for d, r in missing[:5])}); they are left as they are and not recorded as "
-        "materialized (steps downstream of this asset in this run are skipped)"
+        "materialized"
     )
     for d, r in plan.with_data:
         # The dimension tags Dagster puts on a range run's own per-partition events (the UI filters on them).
@@ -114,6 +128,15 @@ def ingest_partitions(
             metadata=metadata if plan.skipped.get((d, r)) != NO_SESSION else {**metadata, "note": NO_SESSION},
             tags=tags,
         )
+
+
+def _downstream_in_run(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run carries assets other than the raw ones (the CLI's stages, "materialize all").
+    Dagster skips every step (asset or check) depending on an asset that yields no Output, so such a
+    run needs this asset's (whole-range) Output; a run of raw assets only does not."""
+    layer = context.job_def.asset_layer
+    selected = set(context.run.asset_selection or ()) or set(layer.executable_asset_keys)
+    return any(k.path[0] != RAW_GROUP for k in selected)
 
 
 def _raw_asset(spec: TableSpec, schema: str, deps: list[dg.AssetKey] | None = None) -> dg.AssetsDefinition:

@@ -89,13 +89,13 @@ def prepare(
     rows in ``failed_rows`` (and ``errors``) unless their sha256 already failed (then skipped)."""
     dates = sorted({d for d, _ in keys})
     roots = sorted({r for _, r in keys if r})
-    led = ledger.read_ledger(wh) if paths else ledger.read_ledger(wh).head(0)
-    failed = _failed_sha256s(led)
-    selection = select_files(paths, schema, dates, roots, universe) if paths else None
     prep = Prepared(keys=keys, plan=Plan(keys=sorted(keys)))
-    if selection is None:
+    if not paths:
         prep.plan = plan_loads(keys, [], {}, {}, set())
         return prep
+    led = ledger.read_ledger(wh)
+    failed = _failed_sha256s(led)
+    selection = select_files(paths, schema, dates, roots, universe)
     prep.foreign = selection.foreign
     now = ledger.now_utc()
     bad: list[tuple[Path, str]] = list(selection.unreadable)

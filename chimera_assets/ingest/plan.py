@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -198,9 +198,3 @@ def table_load_ids(frame: pl.DataFrame) -> dict[PartitionKey, set[str]]:
     grouped = frame.group_by("d", "r").agg(pl.col("load_id").drop_nulls().unique())
     return {(d, r): set(ids) for d, r, ids in grouped.rows()}
 
-
-def span_of(first: date, last: date) -> tuple[datetime, datetime]:
-    """Ledger period for trade dates [first, last]: [first 00:00 UTC, last + 1 day 00:00 UTC)."""
-    from chimera_assets.ingest.ledger import partition_span
-
-    return partition_span(first, last)
