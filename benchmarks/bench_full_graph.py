@@ -57,10 +57,19 @@ from benchmarks.bench_ingest import (
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BATCH = SHARED / "databento-batch"
 POLICY = SHARED / "policy-events"
+_PLANNED = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 VARIANT_ENV = {
     "default": {},
-    "planned_subset": {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"},
+    "planned_subset": _PLANNED,
     "sqlite": {},
+    # Instance comparisons (issue 15): planned-subset events on everywhere, batching on or off.
+    "memory": {**_PLANNED, "DAGSTER_EVENT_BATCH_SIZE": "0"},
+    "sqlite_stock": {**_PLANNED, "DAGSTER_EVENT_BATCH_SIZE": "0"},
+    "sqlite_batched": {**_PLANNED, "DAGSTER_EVENT_BATCH_SIZE": "1000"},
+    "postgres_stock": {**_PLANNED, "DAGSTER_EVENT_BATCH_SIZE": "0"},
+    "postgres_batched": {**_PLANNED, "DAGSTER_EVENT_BATCH_SIZE": "1000"},
+    # What `chimera run` uses by default: $CHIMERA_HOME/dagster with the dagster.yaml chimera writes.
+    "chimera": {},
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -112,13 +121,45 @@ def all_runs(instance) -> list[dict]:
     return [run_breakdown(instance, r.dagster_run.run_id) for r in recs]
 
 
+def _postgres_database() -> str:
+    """A fresh database on the benchmark's PostgreSQL (``CHIMERA_TEST_POSTGRES_URL``, e.g. from
+    ``bash .ci/postgres.sh start``); its psycopg2 URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    url = os.environ.get("CHIMERA_TEST_POSTGRES_URL")
+    if not url:
+        raise SystemExit("postgres variants need CHIMERA_TEST_POSTGRES_URL (bash .ci/postgres.sh start)")
+    name = f"chimera_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 def _instance(variant: str, home: Path):
     import dagster as dg
 
-    if variant == "sqlite":
-        dh = home / "dagster_home"
+    dh = home / "dagster_home"
+    if variant in ("sqlite", "sqlite_stock"):
         dh.mkdir(parents=True, exist_ok=True)
         (dh / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(dh)
+        return dg.DagsterInstance.get()
+    if variant in ("sqlite_batched", "chimera"):
+        from chimera_assets.instance import get_instance
+
+        if variant == "sqlite_batched":
+            os.environ["DAGSTER_HOME"] = str(dh)
+        instance, _status = get_instance()  # chimera's dagster.yaml (batching SQLite event storage)
+        return instance
+    if variant.startswith("postgres"):
+        dh.mkdir(parents=True, exist_ok=True)
+        (dh / "dagster.yaml").write_text(
+            f"telemetry:\n  enabled: false\nstorage:\n  postgres:\n    postgres_url: {_postgres_database()}\n"
+        )
         os.environ["DAGSTER_HOME"] = str(dh)
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
@@ -220,7 +261,17 @@ def worker_noop(task: dict) -> dict:
             "runs": [run_breakdown(instance, res.run_id)]}
 
 
-WORKERS = {"graph": worker_graph, "noop": worker_noop}
+def worker_bare(task: dict) -> dict:
+    """The same session bars and features computed by a bare pandas script: no Dagster, no
+    warehouse (see ``benchmarks/bare_pandas.py``)."""
+    from benchmarks.bare_pandas import compute_all
+
+    t0 = time.perf_counter()
+    out = compute_all(BATCH, dt.date.fromisoformat(task["start"]), dt.date.fromisoformat(task["end"]), task["roots"])
+    return {"success": True, "wall_s": round(time.perf_counter() - t0, 3), **out}
+
+
+WORKERS = {"graph": worker_graph, "noop": worker_noop, "bare": worker_bare}
 
 # --------------------------------------------------------------------------------------------------
 # Driver
@@ -283,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default="default,planned_subset",
                     help=f"comma-separated, from {sorted(VARIANT_ENV)}")
     ap.add_argument("--no-noop", action="store_true", help="skip the no-op (Dagster-only) runs")
+    ap.add_argument("--no-graph", action="store_true", help="only the no-op (Dagster-only) runs")
+    ap.add_argument("--bare", action="store_true", help="also a bare pandas computation of the same range")
     ap.add_argument("--tag", default="", help="suffix of the results file name (full_graph<_tag>.json)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -306,12 +359,14 @@ def main(argv: list[str] | None = None) -> int:
                    "CHIMERA_WAREHOUSE": "", "CHIMERA_DUCKDB_PATH": "", "CHIMERA_UNIVERSE": "",
                    **VARIANT_ENV[variant]}
             load0 = loadavg()
-            r = run_child("benchmarks.bench_full_graph",
-                          {"kind": "graph", "variant": variant, "start": start, "end": end, "roots": roots}, env=env)
-            r["loadavg_before"], r["loadavg_after"] = load0, loadavg()
-            r["stage_table"] = stage_table(r)
-            out["variants"][variant] = r
-            print_graph(f"graph [{variant}]", r)
+            if not args.no_graph:
+                r = run_child("benchmarks.bench_full_graph",
+                              {"kind": "graph", "variant": variant, "start": start, "end": end, "roots": roots},
+                              env=env)
+                r["loadavg_before"], r["loadavg_after"] = load0, loadavg()
+                r["stage_table"] = stage_table(r)
+                out["variants"][variant] = r
+                print_graph(f"graph [{variant}]", r)
             if not args.no_noop:
                 n = run_child("benchmarks.bench_full_graph",
                               {"kind": "noop", "variant": variant, "start": start, "end": end, "roots": roots,
@@ -323,6 +378,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"({n.get('ms_per_partition_per_asset')} ms per partition per asset; planned events "
                       f"{run.get('planned_events_s', 0):.1f}s, materialization events {book:.1f}s), "
                       f"peak RSS {n['peak_rss_mb']:.0f} MB")
+    if args.bare:
+        b = run_child("benchmarks.bench_full_graph", {"kind": "bare", "start": start, "end": end, "roots": roots})
+        out["bare_pandas"] = b
+        print(f"\nbare pandas: wall {b.get('wall_s', 0):.1f}s, peak RSS {b['peak_rss_mb']:.0f} MB, "
+              f"{b.get('sessions')} session rows, {b.get('feature_rows')} feature rows")
+        for variant, r in out["variants"].items():
+            if b.get("wall_s") and r.get("wall_s"):
+                print(f"  {variant}: {r['wall_s'] / b['wall_s']:.2f}x the bare pandas computation")
     out["summary"] = summarize(out)
     for k, v in out["summary"].items():
         print(f"  {k}: {v}")

@@ -27,4 +27,13 @@ run "$PY" -m benchmarks.bench_full_graph $QUICK --variants default,planned_subse
 run "$PY" -m benchmarks.bench_full_graph --quick --variants default,sqlite --no-noop --tag instances
 # 4. One new trade date after the history.
 run "$PY" -m benchmarks.bench_incremental $QUICK
+# 6. Issue 15: ms per partition-asset event for each instance storage (PostgreSQL from .ci/postgres.sh),
+#    the real batch through chimera's default instance vs a bare pandas computation, UI vs CLI, and one
+#    new trade date through the sensors.
+export CHIMERA_TEST_POSTGRES_URL="${CHIMERA_TEST_POSTGRES_URL:-$(bash .ci/postgres.sh start 55432)}"
+run "$PY" -m benchmarks.bench_full_graph --start 2024-01-01 --end 2024-03-29 --no-graph --tag event_storage \
+    --variants memory,sqlite_stock,sqlite_batched,postgres_stock,postgres_batched
+run "$PY" -m benchmarks.bench_full_graph $QUICK --variants chimera --no-noop --bare --tag instance
+run "$PY" -m benchmarks.bench_ui_backfill $QUICK
+run "$PY" -m benchmarks.bench_sensor_latency
 echo "=== done $(date -u +%H:%M:%SZ); results in benchmarks/results/" | tee -a "$LOG"

@@ -16,7 +16,7 @@ The condition of every date x root asset below the raw tables (``partition_flow`
     & same_partition_present(primary)
                       # ... and THIS (date, root) has a session: the same key of the primary
                       # parent is materialized or requested now (raw bars for session bars)
-    & ~in_progress & ~any_deps_in_progress
+    & ~in_progress & ~any_deps_in_progress & ~whole_graph_run_active
 
 ``n`` is the asset's lookback in trade-date partitions (``chimera/lookback_trade_dates`` metadata,
 e.g. 300 for ``market_features``): a LATE partition D also reaches the later sessions whose rolling
@@ -29,6 +29,11 @@ that cannot share a run with date x root assets); ``policy_features`` is request
 data of its date starts loading, for the current date at 16:05 CT (after its 16:00 CT cutoff), for
 recent dates still missing, and for every date when the policy events table changes. The training tables (unpartitioned) rebuild after the matrix updates.
 
+``whole_graph_run_active`` holds every condition while a run of the whole-graph job
+(``whole_graph.py``, the UI's path for "materialize everything") is queued or in progress: that run
+produces its range stage after stage, and automation requesting the same partitions between two of
+its stages would compute them twice, piecemeal.
+
 The custom pieces (``SamePartitionPresent``, ``RequestedThisTick``, ``WithinLookback``) are not
 serializable built-ins, so the automation sensor evaluates in the code server
 (``use_user_code_server=True``).
@@ -36,7 +41,6 @@ serializable built-ins, so the automation sensor evaluates in the code server
 
 import os
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -45,6 +49,7 @@ import dagster as dg
 from dagster._core.asset_graph_view.timing_metadata import TimingMetadata
 
 from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM
+from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
 
 RAW_1M = dg.AssetKey(["market_data", "databento_futures_ohlcv_1m"])
 RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])
@@ -419,6 +424,34 @@ class RequestedThisTick(dg.AutomationCondition):
         return dg.AutomationResult(context, context.candidate_subset.compute_intersection(requested))
 
 
+class WholeGraphRunActive(dg.AutomationCondition):
+    """True for every candidate while a run of the whole-graph job (``whole_graph.py``) is queued or
+    in progress: it is about to produce the partitions of its range itself, stage after stage
+    (policy features before the matrix, training tables last). Between two of its stages no run is in
+    progress, so ``in_progress`` alone would let automation request the same partitions again,
+    piecemeal; with this gate it waits for the whole job, whose runs then count as handled."""
+
+    @property
+    def name(self) -> str:
+        return "whole_graph_run_active"
+
+    @property
+    def description(self) -> str:
+        return f"A run of {WHOLE_GRAPH_JOB} is queued or in progress"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES  # queued included
+
+        active = context.asset_graph_view.instance.get_run_records(
+            filters=dg.RunsFilter(job_name=WHOLE_GRAPH_JOB, statuses=NOT_FINISHED_STATUSES), limit=1
+        )
+        return dg.AutomationResult(context, context.candidate_subset if active else context.get_empty_subset())
+
+
 # --------------------------------------------------------------------------------------------------
 # Conditions
 # --------------------------------------------------------------------------------------------------
@@ -445,7 +478,7 @@ def partition_flow(
     parts = [since_last_handled(trigger), SamePartitionPresent(primary)]
     if extra is not None:
         parts.append(extra)
-    parts += [~AC.in_progress(), ~AC.any_deps_in_progress(), ~policy_running()]
+    parts += [~AC.in_progress(), ~AC.any_deps_in_progress(), ~policy_running(), ~WholeGraphRunActive()]
     cond = parts[0]
     for p in parts[1:]:
         cond = cond & p
@@ -481,19 +514,24 @@ def policy_condition() -> dg.AutomationCondition:
       one run side by side, so ``consolidated_features`` rarely has to wait);
     * the current trade date after its 16:00 CT cutoff (16:05 CT, Mon-Fri);
     * a recent past date (two weeks) still missing, e.g. when Dagster was down at 16:05;
-    * every date when the policy events table changes.
+    * every date already computed when the policy events table changes.
     History is not backfilled on its own: ``chimera run`` or a UI backfill does that.
     """
     trigger = (
         (AC.in_latest_time_window() & AC.cron_tick_passed(POLICY_CRON, CHICAGO)).with_label("daily_after_cutoff")
-        | AC.any_deps_updated()
+        # existing dates only: a changed events table recomputes what was computed, it does not
+        # backfill 2010.. (chimera run / the whole-graph job does that)
+        | (AC.any_deps_updated() & ~AC.missing()).with_label("policy_events_changed")
         | (AC.missing() & raw_activity()).newly_true().with_label("new_trade_date_with_data")
     )
     recent_missing = (
         AC.missing() & AC.in_latest_time_window(timedelta(days=14)) & ~AC.in_latest_time_window()
     ).newly_true().with_label("recent_date_missing")
     return (
-        (since_last_handled(trigger) | recent_missing) & ~AC.in_progress() & ~AC.any_deps_in_progress()
+        (since_last_handled(trigger) | recent_missing)
+        & ~AC.in_progress()
+        & ~AC.any_deps_in_progress()
+        & ~WholeGraphRunActive()
     ).with_label("chimera_policy_flow")
 
 
@@ -503,13 +541,17 @@ def training_condition() -> dg.AutomationCondition:
         AC.any_deps_updated().allow(dg.AssetSelection.assets(DAILY_ML_MATRIX)).since_last_handled()
         & ~AC.in_progress()
         & ~AC.any_deps_in_progress()
+        & ~WholeGraphRunActive()
     ).with_label("chimera_training_flow")
 
 
 def ledger_condition() -> dg.AutomationCondition:
     """``ops.databento_load_state`` (the ledger summary) refreshes after raw loads have finished."""
     return (
-        AC.any_deps_updated().since_last_handled() & ~AC.in_progress() & ~AC.any_deps_in_progress()
+        AC.any_deps_updated().since_last_handled()
+        & ~AC.in_progress()
+        & ~AC.any_deps_in_progress()
+        & ~WholeGraphRunActive()
     ).with_label("chimera_ledger_flow")
 
 
@@ -581,16 +623,17 @@ def automation_sensor(
     target: dg.AssetSelection | None = None, minimum_interval_seconds: int | None = None
 ) -> dg.AutomationConditionSensorDefinition:
     """The automation condition sensor, RUNNING by default (Dagster's implicit one starts STOPPED)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # use_user_code_server is a beta parameter in 1.13
-        return dg.AutomationConditionSensorDefinition(
-            AUTOMATION_SENSOR_NAME,
-            target=target or dg.AssetSelection.all(),
-            default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=minimum_interval_seconds or sensor_interval_s(DEFAULT_AUTOMATION_INTERVAL_S),
-            use_user_code_server=True,
-            description=(
-                "Declarative automation: new raw partitions flow to session bars, features, the matrix "
-                "and the training tables (see chimera_assets/automation.py)."
-            ),
-        )
+    from chimera_assets.dagster_warnings import silence_known_notices
+
+    silence_known_notices()  # use_user_code_server is a beta parameter in 1.13 (named, not all warnings)
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR_NAME,
+        target=target or dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds or sensor_interval_s(DEFAULT_AUTOMATION_INTERVAL_S),
+        use_user_code_server=True,
+        description=(
+            "Declarative automation: new raw partitions flow to session bars, features, the matrix "
+            "and the training tables (see chimera_assets/automation.py)."
+        ),
+    )

@@ -33,6 +33,7 @@ import dagster as dg
 import polars as pl
 
 from chimera_assets.io_manager import AUDITS, WarehouseResource
+from chimera_assets.leakage import with_leakage_check
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys, trade_date_partitions
 from chimera_assets.quality import (
     CHECKED_TABLES,
@@ -226,7 +227,8 @@ def audited_tables() -> list[TableSpec]:
 def register_audits() -> None:
     """Register the write audit of every checked table in ``io_manager.AUDITS`` (idempotent)."""
     for spec in audited_tables():
-        AUDITS[spec.fqn] = make_audit
+        # Training tables: the hard rules, then the blocking target-leakage check (chimera_assets.leakage).
+        AUDITS[spec.fqn] = with_leakage_check(make_audit) if spec.schema == "training" else make_audit
 
 
 def audit_for(spec: TableSpec) -> Audit | None:
@@ -250,12 +252,16 @@ def _emit(
     summary: CheckOutcome,
     per_partition: dict[str, CheckOutcome] | None,
     config: QualityConfig,
+    checked: str = "whole table",
 ) -> Iterator[Any]:
     """Evaluations of one rule: unpartitioned -> one; up to ``per_partition_limit`` partitions -> one per
     partition; more -> a summary (partition None) plus one per failing partition."""
     blocking = RULES[rule].blocking
     instance = context.instance
     if per_partition is None:
+        # The check history lists evaluations without a partition as "Partition -": name what was checked.
+        meta = {**summary.metadata, "partitions_checked": checked}
+        summary = CheckOutcome(rule, summary.passed, summary.severity, meta, summary.description)
         yield evaluation(key, summary, None, blocking, _targets(instance, key, None).get(None))
     elif len(per_partition) <= config.per_partition_limit:
         targets = _targets(instance, key, list(per_partition))
@@ -272,6 +278,17 @@ def _emit(
         for pk, oc in failing:
             yield evaluation(key, oc, pk, blocking, targets.get(pk))
     yield _check_output(context, key, rule)
+
+
+def checked_label(keys: list | None) -> str:
+    """What a run's check evaluated, for the check history: ``"2024-01-02..2024-02-29 x ES,MES (84
+    partitions)"``, or ``"whole table"`` when the run targets no partition."""
+    if not keys:
+        return "whole table"
+    dates = sorted({d for d, _ in keys})
+    roots = sorted({r for _, r in keys if r})
+    span = dates[0].isoformat() if len(dates) == 1 else f"{dates[0].isoformat()}..{dates[-1].isoformat()}"
+    return f"{span}{' x ' + ','.join(roots) if roots else ''} ({len(keys)} partition{'s' if len(keys) != 1 else ''})"
 
 
 def _run_keys(context: dg.AssetCheckExecutionContext) -> list | None:
@@ -326,7 +343,7 @@ def table_checks(spec: TableSpec, partitioned: bool = False) -> dg.AssetChecksDe
             context.log.info(
                 f"{spec.fqn}:{rule}: {ev.offenders.height} offending row(s) in {len(ev.partitions)} partition(s)"
             )
-            yield from _emit(context, key, rule, ev.summary(), per_partition, config)
+            yield from _emit(context, key, rule, ev.summary(), per_partition, config, checked_label(keys))
 
     return _checks
 

@@ -3,6 +3,12 @@
     chimera run --start 2024-01-02 --end 2024-06-28 --roots ZL,MES --demo
     chimera run --start 2024-01-02 --end 2025-12-12 --roots ZL,MES --landing-dir ../shared/data/databento-batch
     chimera run ... --api            # the Databento Historical API (DATABENTO_API_KEY)
+    chimera bigquery migrate-partitioning [--apply]   # DAY -> MONTH partitioned BigQuery tables
+    chimera prune [--apply]          # list (default) / remove raw rows whose source files are gone
+    chimera ui [--port 3000]         # the Dagster UI on the same instance, http://127.0.0.1:3000
+
+Runs are recorded in the persistent Dagster instance at ``$DAGSTER_HOME`` (default
+``$CHIMERA_HOME/dagster``, see chimera_assets/instance.py), so ``chimera ui`` shows them.
 
 Exit status: 0 on success, 1 when a run or a blocking check failed, 2 on bad arguments/inputs.
 """
@@ -39,10 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="generate SYNTHETIC demo DBN files first (no key needed)")
     run.add_argument("--policy-dir", type=Path, help="directory of policy event files (parquet/CSV/JSONL)")
     run.add_argument("--no-training", action="store_true", help="skip the training tables")
+    run.add_argument(
+        "--ephemeral-instance", action="store_true",
+        help="record the runs in a throwaway in-memory Dagster instance (nothing shows in the UI)",
+    )
+    _add_ui_parser(sub)
+    from chimera_assets.export import add_export_parser
+
+    add_export_parser(sub)  # chimera export: a training set to parquet/CSV
+    from chimera_assets.warehouse.bigquery_migrate import add_parser as add_bigquery_parser
+
+    add_bigquery_parser(sub)  # chimera bigquery migrate-partitioning [--apply]
     from chimera_assets.ingest.prune_cli import add_prune_parser
 
     add_prune_parser(sub)
     return p
+
+
+def _add_ui_parser(sub) -> None:
+    ui = sub.add_parser("ui", help="serve the Dagster UI (dagster dev) on chimera's instance, on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000, help="port of the UI on 127.0.0.1 (default 3000)")
 
 
 def _fail(msg: str) -> int:
@@ -94,7 +116,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chimera_assets.definitions import build_definitions
 
     defs = build_definitions(source_mode="api" if args.api else "landing")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    if args.ephemeral_instance:
+        instance = dg.DagsterInstance.ephemeral()
+    else:
+        from chimera_assets.instance import get_instance
+
+        instance, status = get_instance()
+        if status.notice:
+            print(f"chimera: note: {status.notice}", file=sys.stderr)
+        print(f"Dagster instance: {status.home} (see the runs with: chimera ui)")
     warehouse = get_warehouse(get_settings())
     t0 = time.perf_counter()
     print(f"chimera run {args.start}..{args.end} roots={','.join(roots)} warehouse={warehouse!r}")
@@ -109,11 +139,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.success and not summary.checks_failed else EXIT_FAILED
 
 
+def ui_command(port: int) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of ``dagster dev`` on chimera's instance, loopback only.
+
+    The workspace file beside the instance loads the ``chimera_assets`` this command runs from (its
+    parent directory is the working directory), under the location name ``chimera``."""
+    import yaml
+
+    import chimera_assets
+    from chimera_assets.instance import prepare_instance_env
+
+    env = dict(os.environ)
+    status = prepare_instance_env(env)
+    if status.notice:
+        print(f"chimera: note: {status.notice}", file=sys.stderr)
+    workspace = status.home / "workspace.yaml"
+    entry = {"module_name": "chimera_assets.definitions", "location_name": "chimera",
+             "working_directory": str(Path(chimera_assets.__file__).resolve().parents[1])}
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": entry}]}, sort_keys=False))
+    argv = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)]
+    return argv, env
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        return _fail(f"--port {args.port} is not a TCP port (1-65535)")
+    from chimera_assets.settings import SettingsError
+
+    try:
+        argv, env = ui_command(args.port)
+    except SettingsError as exc:
+        return _fail(str(exc))
+    print(f"chimera ui: Dagster instance {env['DAGSTER_HOME']}")
+    print(f"chimera ui: serving http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    os.execve(argv[0], argv, env)  # dagster dev takes over this process: Ctrl-C reaches it directly
+    return EXIT_FAILED  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # One "planned" event per asset and run instead of one per partition: a third less Dagster
-    # bookkeeping on large backfills (benchmarks/BENCHMARKS.md, full graph 280 s -> 185 s).
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    if args.command == "ui":
+        return cmd_ui(args)
+    from chimera_assets.instance import apply_bookkeeping_env
+
+    # Event batching and one "planned" event per asset and run (chimera_assets/instance.py): Dagster
+    # reads both in the process that stores the events, here this one.
+    apply_bookkeeping_env()
     # Beta/preview notices about Dagster APIs are for developers, not for people running the pipeline.
     import warnings
 
@@ -125,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "export":
+        from chimera_assets.export import cmd_export
+
+        return cmd_export(args)
+    if args.command == "bigquery":
+        from chimera_assets.warehouse.bigquery_migrate import cli_main as bigquery_main
+
+        return bigquery_main(args)
     if args.command == "prune":
         from chimera_assets.ingest.prune_cli import cmd_prune
 

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import dagster as dg
 
+import chimera_assets.dagster_warnings  # noqa: F401 - first: silences the beta notices of the APIs used on purpose
 from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
-from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource, with_table_metadata
+from chimera_assets.instance import apply_bookkeeping_env
+from chimera_assets.io_manager import WarehouseIOManager, warehouse_resource, with_table_metadata
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
+from chimera_assets.whole_graph import whole_graph_job
 
 
 def build_definitions(source_mode: str = "landing") -> dg.Definitions:
     register_audits()  # hard data-quality rules gate every write (write, audit, then publish)
-    warehouse = WarehouseResource()
+    warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
     return dg.Definitions(
         assets=[
@@ -28,7 +31,7 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
             *QUALITY_ASSETS,
         ],
         asset_checks=build_checks(),
-        jobs=auto.jobs,
+        jobs=[*auto.jobs, whole_graph_job],  # the UI's whole-graph path (whole_graph.py)
         sensors=[*auto.sensors, automation_sensor()],
         schedules=auto.schedules,
         # Steps run one after another in the run's process: a step subprocess costs 5-15 s of imports
@@ -42,4 +45,8 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
     )
 
 
+# The code server and every run worker (UI launches, backfills, sensor runs) import this module: the
+# event bookkeeping settings reach the run worker from here even when `dagster dev` was started
+# without them (a value set in the environment wins; chimera_assets/instance.py).
+apply_bookkeeping_env()
 defs = build_definitions()

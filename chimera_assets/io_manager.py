@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
+from pydantic import PrivateAttr
 
 from chimera_assets.partitions import parse_partition_keys
 from chimera_assets.schemas import TableSpec, table_for
-from chimera_assets.settings import get_settings
-from chimera_assets.warehouse import Slice, Warehouse, get_warehouse
+from chimera_assets.settings import Settings, get_settings
+from chimera_assets.warehouse import MergeResult, Slice, Warehouse, get_warehouse
 from chimera_assets.warehouse.base import Audit
 
 
@@ -43,10 +44,17 @@ def columns_text(spec: TableSpec) -> str:
     return json.dumps([[c.name, c.type] for c in column_schema(spec).columns], separators=(",", ":"))
 
 
+def table_name(spec: TableSpec, wh: Warehouse) -> str:
+    """The full name of the table where it lives: ``project.<prefix>dataset.table`` on BigQuery,
+    ``duckdb:schema.table`` on DuckDB."""
+    full = getattr(wh, "full_table_name", None)
+    return full(spec) if full is not None else f"{wh.kind}:{spec.fqn}"
+
+
 def written_metadata(spec: TableSpec, wh: Warehouse) -> dict:
     """Metadata every write of ``spec`` records (cheap to serialise per partition)."""
     return {
-        "dagster/table_name": dg.MetadataValue.text(f"{wh.kind}:{spec.fqn}"),
+        "dagster/table_name": dg.MetadataValue.text(table_name(spec, wh)),
         "chimera/columns": dg.MetadataValue.text(columns_text(spec)),
     }
 
@@ -83,25 +91,67 @@ def slice_for_context(context: dg.InputContext | dg.OutputContext, spec: TableSp
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The configured warehouse (settings from the environment unless overridden)."""
+    """The configured warehouse: DuckDB by default (settings from the environment unless overridden).
+
+    On BigQuery, ``definitions`` uses the subclass ``BigQueryWarehouseResource`` (built on dagster-gcp's
+    ``BigQueryResource``), whose fields - project, location, dataset prefix, byte cap, job timeout,
+    credentials as ``EnvVar`` - the Dagster UI shows. A plain ``WarehouseResource`` with
+    ``CHIMERA_WAREHOUSE=bigquery`` builds the same warehouse from the environment.
+    """
 
     duckdb_path: str | None = None
+    _warehouses: dict = PrivateAttr(default_factory=dict)
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The run id labels every BigQuery job of the run (sensors have no run: no label).
+        run = getattr(context, "run", None)
+        self._run_id = run.run_id if run is not None else None
 
     def get(self) -> Warehouse:
-        """One warehouse object per process and configuration (a BigQuery client is costly to build)."""
+        """One warehouse object per resource instance and configuration (a BigQuery warehouse keeps no
+        client between operations; DuckDB opens one connection per operation)."""
         settings = get_settings()
         key = (settings, self.duckdb_path)
-        if key not in _WAREHOUSES:
-            if self.duckdb_path and settings.warehouse == "duckdb":
-                from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
+        if key not in self._warehouses:
+            self._warehouses[key] = self._build(settings)
+        return self._warehouses[key]
 
-                _WAREHOUSES[key] = DuckDBWarehouse(self.duckdb_path)
-            else:
-                _WAREHOUSES[key] = get_warehouse(settings)
-        return _WAREHOUSES[key]
+    def _build(self, settings: Settings) -> Warehouse:
+        if self.duckdb_path and settings.warehouse == "duckdb":
+            from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
+
+            return DuckDBWarehouse(self.duckdb_path)
+        wh = get_warehouse(settings)
+        if self._run_id and hasattr(wh, "labels"):
+            wh.labels = {**wh.labels, "dagster_run": self._run_id}
+        return wh
 
 
-_WAREHOUSES: dict = {}
+def warehouse_resource() -> WarehouseResource:
+    """The ``warehouse`` resource of the code location: ``WarehouseResource()`` (DuckDB, zero config) or,
+    with ``CHIMERA_WAREHOUSE=bigquery``, a ``BigQueryWarehouseResource`` whose fields read the
+    environment (secrets and the project as ``EnvVar``, so the UI shows the variable, not the value)."""
+    if get_settings().warehouse != "bigquery":
+        return WarehouseResource()
+    from chimera_assets.warehouse.bigquery_resource import bigquery_resource_from_env
+
+    return bigquery_resource_from_env()
+
+
+def job_metadata(result: MergeResult) -> dict:
+    """Materialization metadata of the jobs behind a write (BigQuery: job ids, bytes billed, slot ms);
+    empty for backends that run no jobs."""
+    stats = getattr(result, "job_metadata", None)
+    if stats is None:
+        return {}
+    out = {}
+    for name, value in stats().items():
+        if isinstance(value, list):
+            out[name] = dg.MetadataValue.json(value)
+        else:
+            out[name] = dg.MetadataValue.int(int(value))
+    return out
 
 
 # Blocking audits (write-audit-publish) registered per table by the checks module.
@@ -122,7 +172,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         wh = self.warehouse.get()
         result = wh.merge(spec, obj, slice_, audit=audit_factory(spec) if audit_factory else None)
         n_parts = len(context.asset_partition_keys) if context.has_asset_partitions else None
-        context.add_output_metadata({**written_metadata(spec, wh), **row_count_metadata(result.rows_written, n_parts)})
+        context.add_output_metadata({
+            **written_metadata(spec, wh), **row_count_metadata(result.rows_written, n_parts), **job_metadata(result),
+        })
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         assert context.asset_key is not None

@@ -7,10 +7,10 @@ Three steps, each a pure function of its input frames:
 2. ``build_daily_ml_matrix``: the consolidated frame packed into the STRUCT columns of
    ``features.daily_ml_matrix`` (market_data, pivots, policy, golden_zone, regime).
 3. ``build_training_table``: one root's matrix rows flattened back, plus forward-return targets,
-   roll-crossing flags, the train/val/test split, the purge flag and the regime training weight.
+   roll-crossing flags, the train/val/test split, the per-horizon purge flags and the regime weight.
 
 Every feature column of a row uses only data at or before that row's session close; only the label
-columns of the training tables (``target_*``, ``target_crosses_roll_*``, ``purged``) look ahead.
+columns of the training tables (``target_*``, ``target_crosses_roll_*``, ``purged*``) look ahead.
 Column names, order and types always come from ``chimera_assets.schemas``. See docs/matrix.md.
 """
 
@@ -344,15 +344,17 @@ def build_training_table(
     change is known in the window but some session's flag/instrument is unknown.
 
     ``split`` = 'train' (data_date < 2023-01-01), 'val' (2023), 'test' (>= 2024-01-01).
-    ``purged`` = True when, for ANY horizon whose target is non-NULL, the date of session t+h lies in a
-    different split than t (e.g. the 2022-12-23 row, whose 1w target is the 2023-01-03 close); False
-    otherwise, including rows with no target at all. Being per row, not per horizon, it is conservative:
-    with the 12m horizon every row within ~252 sessions of a boundary is purged for every horizon.
+    ``purged_<h>`` = the row's own target window (t, t+h] crosses a split boundary: target_<h> is
+    non-NULL and the date of session t+h lies in a different split than t (e.g. the 2022-12-23 row,
+    whose 1w target is the 2023-01-03 close, has purged_1w but not purged_1d). Never NULL; False where
+    the target is NULL (no label to leak). A 1d model thus loses one session per boundary (the last
+    session of train and of val). ``purged`` = any ``purged_<h>`` (the former per-row flag, kept for
+    compatibility: with the 12m horizon it purges every row within 252 sessions of a boundary).
     ``training_weight`` = the row's regime weight (Int64).
     ``ingestion_ts`` is the matrix's unless ``ingestion_ts`` (time-zone aware) is given.
 
-    Only target_*, target_crosses_roll_* and purged look at later sessions; all other columns are the
-    matrix row's own. Raises ``ValueError`` on duplicate dates for the root or inconsistent inputs.
+    Only target_*, target_crosses_roll_*, purged_* and purged look at later sessions; all other columns
+    are the matrix row's own. Raises ``ValueError`` on duplicate dates for the root or inconsistent inputs.
     """
     spec = training_table(root)
     root = root.upper()
@@ -392,13 +394,18 @@ def build_training_table(
             .otherwise(False)
             .alias(f"target_crosses_roll_{name}")
         )
-        purges.append(target.is_not_null() & (split_expr(pl.col("data_date").shift(-h)) != split))
+        # The window (t, t+h] crosses a boundary iff session t+h is in another split than t (splits are
+        # contiguous date ranges, so no window can leave a split and come back).
+        purge = target.is_not_null() & (split_expr(pl.col("data_date").shift(-h)) != split)
+        purges.append(purge.fill_null(False).alias(f"purged_{name}"))
 
     out = flat.with_columns(
         *targets,
         *crosses,
         split.alias("split"),
-        pl.any_horizontal(purges).fill_null(False).alias("purged"),
+        *purges,
+    ).with_columns(
+        pl.any_horizontal([f"purged_{name}" for name, _ in TARGET_HORIZONS]).alias("purged"),
         pl.col("regime_weight").alias("training_weight"),
     )
     if ingestion_ts is not None:

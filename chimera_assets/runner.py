@@ -108,8 +108,11 @@ def run_graph(
     progress: Callable[[str], None] = print,
     include_training: bool = True,
     run_config: dict | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> RunSummary:
-    """Materialize every asset for [start, end] x roots; returns per-stage results and row counts."""
+    """Materialize every asset for [start, end] x roots; returns per-stage results and row counts.
+
+    ``extra_tags`` go on every run (the whole-graph job tags its child runs with its own run id)."""
     universe = get_universe()
     try:
         roots = universe.require_roots(roots)
@@ -161,7 +164,8 @@ def run_graph(
         t0 = time.perf_counter()
         sub = job.get_subset(asset_selection=selection)
         res = sub.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=run_config or QUIET
+            instance=instance, tags={**tags, **(extra_tags or {})}, raise_on_error=False,
+            run_config=run_config or QUIET,
         )
         passed, failed, warned = _check_results(res)
         err = None

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$", re.IGNORECASE)
 SCALAR_TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP")
+PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 
 
 def check_identifier(name: str) -> str:
@@ -97,6 +98,13 @@ class TableSpec:
     description: str = ""
     # Columns excluded from content comparisons (e.g. ingestion timestamps).
     volatile_columns: tuple[str, ...] = field(default=())
+    #: BigQuery time-partitioning grain of ``date_column`` (spec section 5: MONTH for every table here:
+    #: a day of 7 roots is KBs, and one job may modify at most 4,000 partitions, so 15+ years of history
+    #: must fit in one MERGE; MONTH keeps 2010-2026 at ~200 partitions).
+    partition_granularity: str = "MONTH"
+    #: BigQuery ``require_partition_filter``: None = the default rule (raw bar and statistics tables,
+    #: i.e. ``market_data`` tables partitioned on a date with a ``symbol`` column; they are large).
+    require_partition_filter: bool | None = None
 
     def __post_init__(self) -> None:
         check_identifier(self.schema)
@@ -107,10 +115,31 @@ class TableSpec:
         for k in (*self.key, *(c for c in (self.date_column, self.symbol_column) if c), *self.clustering):
             if k not in names:
                 raise ValueError(f"{self.fqn}: {k} is not a column")
+        if self.partition_granularity not in PARTITION_GRANULARITIES:
+            raise ValueError(f"{self.fqn}: partition_granularity must be one of {PARTITION_GRANULARITIES}")
 
     @property
     def fqn(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def partition_filter_required(self) -> bool:
+        """Whether BigQuery refuses queries on this table without a filter on ``date_column``."""
+        if self.date_column is None:
+            return False
+        if self.require_partition_filter is not None:
+            return self.require_partition_filter
+        return self.schema == "market_data" and self.symbol_column == "symbol"
+
+    @property
+    def bigquery_clustering(self) -> tuple[str, ...]:
+        """BigQuery clustering (spec section 5): the symbol, then the date, then the other declared
+        clustering columns (``regime_name`` for the matrix); within a MONTH partition this keeps one
+        root's days together, so a (date range, root) slice reads few blocks. At most 4 columns."""
+        head = tuple(c for c in self.clustering[:1] if c == self.symbol_column)
+        date = (self.date_column,) if self.date_column else ()
+        rest = tuple(c for c in self.clustering if c not in head and c not in date)
+        return (head + date + rest)[:4]
 
     @property
     def column_names(self) -> list[str]:
@@ -222,7 +251,7 @@ SESSION_BARS = TableSpec(
     _cols(
         "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
         "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
-        "settle FLOAT64, open_interest INT64",
+        "settle FLOAT64, open_interest INT64, session_complete BOOL",
         _TS,
     ),
     _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
@@ -367,7 +396,7 @@ def flat_field_name(struct: str, field_name: str) -> str:
 
 
 def training_table(root: str) -> TableSpec:
-    """``training.<root>_training_daily``: the matrix flattened plus targets, split and weight."""
+    """``training.<root>_training_daily``: the matrix flattened plus targets, split, purge flags and weight."""
     flat: list[Column] = [Column("symbol", "STRING", False), Column("data_date", "DATE", False),
                           Column("timestamp", "TIMESTAMP")]
     for struct in (MATRIX_MARKET, MATRIX_PIVOTS, MATRIX_POLICY, MATRIX_GOLDEN, MATRIX_REGIME):
@@ -375,8 +404,10 @@ def training_table(root: str) -> TableSpec:
             flat.append(Column(flat_field_name(struct.name, f.name), f.type))
     flat += [Column(f"target_{h}", "FLOAT64") for h, _ in TARGET_HORIZONS]
     flat += [Column(f"target_crosses_roll_{h}", "BOOL") for h, _ in TARGET_HORIZONS]
-    flat += [Column("split", "STRING"), Column("purged", "BOOL"), Column("training_weight", "INT64"),
-             Column("ingestion_ts", "TIMESTAMP")]
+    flat += [Column("split", "STRING"), Column("purged", "BOOL")]
+    # Per horizon: the row's own target window (t, t+h] crosses a split boundary (SPEC 6.7, 2026-12-03).
+    flat += [Column(f"purged_{h}", "BOOL") for h, _ in TARGET_HORIZONS]
+    flat += [Column("training_weight", "INT64"), Column("ingestion_ts", "TIMESTAMP")]
     return TableSpec(
         "training", f"{root.lower()}_training_daily", tuple(flat), _CONS_KEY,
         date_column="data_date", symbol_column="symbol", clustering=("symbol",),

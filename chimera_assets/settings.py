@@ -14,6 +14,10 @@ Nothing here opens a connection: importing the package must have no side effects
 | CHIMERA_BQ_PROJECT / CHIMERA_BQ_LOCATION | (unset) / US | BigQuery project and location |
 | CHIMERA_BQ_DATASET_PREFIX | (empty) | prefix for the dataset names (e.g. ``dev_``) |
 | CHIMERA_BQ_ENDPOINT | (unset) | an emulator endpoint (tests only) |
+| CHIMERA_BQ_MAX_BYTES_BILLED | 107374182400 (100 GiB) | ``maximum_bytes_billed`` of every query job |
+| CHIMERA_BQ_JOB_TIMEOUT_S | 3600 | ``job_timeout_ms`` of every job (BigQuery cancels it after that) |
+| CHIMERA_BQ_STAGING_DATASET | ``<prefix>staging`` | dataset of the staging tables (default table expiration) |
+| CHIMERA_BQ_STAGING_TTL_HOURS | 12 | expiration of staging tables (>= 6 h: a queued MERGE may wait) |
 | DATABENTO_API_KEY | (unset) | the Databento key; never logged |
 """
 
@@ -26,6 +30,15 @@ from pathlib import Path
 WAREHOUSE_KINDS = ("duckdb", "bigquery")
 # Logical schema names; on BigQuery each is a dataset (optionally prefixed).
 SCHEMAS = ("market_data", "features", "training", "ops", "reference")
+
+
+# BigQuery cost controls (see docs/deployment.md "Costs"): the largest legitimate job, a whole-history
+# MERGE into the 1-minute bars, reads a few GiB; a job that would bill more is refused before it runs.
+DEFAULT_MAX_BYTES_BILLED = 100 * 1024**3
+DEFAULT_JOB_TIMEOUT_S = 3600.0
+# A staging table must outlive a MERGE that waits in BigQuery's DML queue (up to 20 per table).
+MIN_STAGING_TTL_HOURS = 6.0
+DEFAULT_STAGING_TTL_HOURS = 12.0
 
 
 class SettingsError(ValueError):
@@ -45,6 +58,15 @@ class Settings:
     bq_location: str = "US"
     bq_dataset_prefix: str = ""
     bq_endpoint: str | None = None
+    bq_max_bytes_billed: int = DEFAULT_MAX_BYTES_BILLED
+    bq_job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
+    bq_staging_dataset: str | None = None
+    bq_staging_ttl_hours: float = DEFAULT_STAGING_TTL_HOURS
+
+    @property
+    def staging_dataset_name(self) -> str:
+        """The BigQuery dataset that holds staging tables (``<prefix>staging`` unless configured)."""
+        return self.bq_staging_dataset or f"{self.bq_dataset_prefix}staging"
 
     def dataset_name(self, schema: str) -> str:
         if schema not in SCHEMAS:
@@ -64,6 +86,12 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
     if prefix and not prefix.replace("_", "").isalnum():
         raise SettingsError("CHIMERA_BQ_DATASET_PREFIX may hold only letters, digits and underscores")
     policy_dir = env.get("CHIMERA_POLICY_DIR")
+    staging = env.get("CHIMERA_BQ_STAGING_DATASET") or None
+    if staging and not staging.replace("_", "").isalnum():
+        raise SettingsError("CHIMERA_BQ_STAGING_DATASET may hold only letters, digits and underscores")
+    max_bytes = _number(env, "CHIMERA_BQ_MAX_BYTES_BILLED", DEFAULT_MAX_BYTES_BILLED, int, minimum=10 * 1024**2)
+    timeout = _number(env, "CHIMERA_BQ_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S, float, minimum=1.0)
+    ttl = _number(env, "CHIMERA_BQ_STAGING_TTL_HOURS", DEFAULT_STAGING_TTL_HOURS, float, minimum=MIN_STAGING_TTL_HOURS)
     return Settings(
         home=home,
         warehouse=warehouse,
@@ -76,4 +104,22 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         bq_location=env.get("CHIMERA_BQ_LOCATION") or "US",
         bq_dataset_prefix=prefix,
         bq_endpoint=env.get("CHIMERA_BQ_ENDPOINT") or None,
+        bq_max_bytes_billed=max_bytes,
+        bq_job_timeout_s=timeout,
+        bq_staging_dataset=staging,
+        bq_staging_ttl_hours=ttl,
     )
+
+
+def _number(env: dict[str, str], name: str, default, kind, minimum):
+    """A numeric setting: ``default`` when unset, else ``kind(value)`` >= ``minimum``."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} is below the minimum {minimum}")
+    return value

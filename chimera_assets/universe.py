@@ -2,6 +2,9 @@
 
 Loaded from ``config/universe.yaml`` (or ``CHIMERA_UNIVERSE``). Root names end up in partition
 keys, table filters and file names, so they are validated here once: letters and digits only.
+The file is checked completely when it loads, before anything is read or written: a duplicate key
+(YAML would silently keep the last), a non-boolean ``golden_zone`` (``"false"`` is a true string)
+and an unknown ``calendar`` are refused, each error naming the file, the root and the key.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ class Universe:
         return {r for r, c in self.roots.items() if c.golden_zone}
 
     def require_roots(self, names: list[str]) -> list[str]:
-        """Return ``names`` upper-cased, raising one clear error for any unknown root."""
-        wanted = [n.strip().upper() for n in names if n.strip()]
+        """Return ``names`` upper-cased and de-duplicated (first occurrence wins: ``ZL,zl`` is one
+        root, so its stages run once), raising one clear error for any unknown root."""
+        wanted = list(dict.fromkeys(n.strip().upper() for n in names if n.strip()))
         unknown = [n for n in wanted if n not in self.roots]
         if unknown:
             raise UniverseConfigError(
@@ -70,22 +74,52 @@ def _fail(path: Path, msg: str) -> UniverseConfigError:
     return UniverseConfigError(f"invalid universe file {path}: {msg}")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: object, line: int):
+        super().__init__(f"duplicate key {key!r} (line {line})")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def known_calendars() -> set[str]:
+    """Calendar names pandas_market_calendars knows (e.g. CME_Agriculture, CME_Equity)."""
+    import pandas_market_calendars as mcal
+
+    return set(mcal.get_calendar_names())
+
+
 def load_universe(path: Path | str | None = None) -> Universe:
     """Parse and validate a universe YAML (default: the packaged one)."""
     path = Path(path) if path else DEFAULT_UNIVERSE_PATH
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError as exc:
         raise UniverseConfigError(f"universe file {path} does not exist") from exc
+    except _DuplicateKey as exc:
+        raise _fail(path, str(exc)) from exc
     except yaml.YAMLError as exc:
         raise _fail(path, f"not valid YAML ({exc})") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("roots"), dict) or not raw["roots"]:
         raise _fail(path, "expected a mapping with a non-empty 'roots' mapping")
     roots: dict[str, RootConfig] = {}
+    calendars = known_calendars()
     for name, cfg in raw["roots"].items():
         if not isinstance(name, str) or not ROOT_PATTERN.match(name):
             raise _fail(path, f"root name {name!r} must be 1-10 upper-case letters/digits starting with a letter")
         cfg = cfg or {}
+        if not isinstance(cfg, dict):
+            raise _fail(path, f"root {name}: expected a mapping of settings, got {cfg!r}")
         series = tuple(cfg.get("series") or (f"{name}.v.0",))
         stats = tuple(cfg.get("statistics_series") or (f"{name}.FUT",))
         for s in series + stats:
@@ -98,14 +132,21 @@ def load_universe(path: Path | str | None = None) -> Universe:
         start = cfg.get("start", date(2010, 6, 7))
         if not isinstance(start, date):
             raise _fail(path, f"root {name}: start {start!r} is not a date (YYYY-MM-DD)")
+        golden = cfg.get("golden_zone", False)
+        if not isinstance(golden, bool):
+            raise _fail(path, f"root {name}: golden_zone {golden!r} is not a boolean (write true or false, unquoted)")
+        calendar = cfg.get("calendar", "CME_Agriculture")
+        if not isinstance(calendar, str) or calendar not in calendars:
+            cme = sorted(c for c in calendars if c.upper().startswith("CME"))
+            raise _fail(path, f"root {name}: unknown calendar {calendar!r}; pandas_market_calendars knows e.g. {cme}")
         roots[name] = RootConfig(
             root=name,
             series=series,
             statistics_series=stats,
             schemas=schemas,
             start=start,
-            golden_zone=bool(cfg.get("golden_zone", False)),
-            calendar=str(cfg.get("calendar", "CME_Agriculture")),
+            golden_zone=golden,
+            calendar=calendar,
         )
     return Universe(path=path, dataset=str(raw.get("dataset", "GLBX.MDP3")), roots=roots)
 

@@ -14,6 +14,11 @@ REST paging when nothing listens there.
 Isolation: one random root per test session (``t<hex>_``), and each ``bigquery_warehouse`` gets its
 own dataset prefix under it (``t<hex>_<n>_``), so tests never see each other's tables. The datasets
 of a test are deleted when it ends, and any left over from the session when the session ends.
+(The staging dataset is ``<prefix>staging``, so it falls under the same prefix.) Warehouses made here
+create the raw tables without ``require_partition_filter``: the emulator cannot MERGE into such a
+table (see ``BigQueryWarehouse.__init__``).
+
+``capture_jobs(client_or_warehouse)`` records every job a client is asked to run (method, SQL, config).
 
 From a conftest fixture (e.g. the backend-parametrised contract suite), call
 ``make_bigquery_warehouse(request)``; nothing needs importing as a fixture::
@@ -159,3 +164,62 @@ def bigquery_session(request: pytest.FixtureRequest) -> BigQuerySession:
 def bigquery_warehouse(request: pytest.FixtureRequest) -> BigQueryWarehouse:
     """A ``BigQueryWarehouse`` on the emulator with fresh, private datasets (deleted afterwards)."""
     return make_bigquery_warehouse(request)
+
+
+# -- capturing the jobs a warehouse sends ---------------------------------------------------------------
+JOB_METHODS = ("query", "load_table_from_file", "load_table_from_dataframe", "load_table_from_json",
+               "load_table_from_uri", "copy_table", "extract_table")
+
+
+@dataclass
+class SentJob:
+    """One job a client was asked to run: its method, SQL (queries), config and its ``op`` label."""
+
+    method: str
+    sql: str | None
+    config: object
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(getattr(self.config, "labels", None) or {})
+
+    @property
+    def op(self) -> str | None:
+        return self.labels.get("op")
+
+
+class JobLog(list):
+    """The jobs sent through the patched client(s), in order."""
+
+    def queries(self) -> list[SentJob]:
+        return [j for j in self if j.method == "query"]
+
+    def loads(self) -> list[SentJob]:
+        return [j for j in self if j.method.startswith("load_")]
+
+
+def capture_jobs(target, monkeypatch: pytest.MonkeyPatch | None = None) -> JobLog:
+    """Record every job ``target`` (a ``bigquery.Client``, a warehouse with a fixed client, or - with
+    ``monkeypatch``, undone after the test - the ``Client`` class itself, i.e. every client) is asked to
+    run, then run it. Returns the live log."""
+    log = JobLog()
+    client = getattr(target, "client", target) if not isinstance(target, type) else target
+    if isinstance(client, type) and monkeypatch is None:
+        raise ValueError("patching the Client class needs monkeypatch (so it is undone)")
+    for name in JOB_METHODS:
+        original = getattr(client, name)
+
+        def wrapper(*args, _name=name, _original=original, **kwargs):
+            if isinstance(client, type):  # unbound: args[0] is the client
+                args_ = args[1:]
+            else:
+                args_ = args
+            sql = args_[0] if _name == "query" and args_ else kwargs.get("query")
+            log.append(SentJob(_name, sql, kwargs.get("job_config")))
+            return _original(*args, **kwargs)
+
+        if monkeypatch is not None:
+            monkeypatch.setattr(client, name, wrapper)
+        else:
+            setattr(client, name, wrapper)
+    return log

@@ -221,3 +221,95 @@ def test_update_order_within_one_tick_decides_whether_to_rerun(defs, raw_last):
     else:
         assert "features/session_bars" not in got
         assert got["features/market_features"] == {day}  # ... its own children still follow it
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole-graph job (the UI's "Materialize all" path) and automation
+# --------------------------------------------------------------------------------------------------
+
+
+def _whole_graph_config(start: str, end: str, roots: str, **extra) -> dict:
+    return {"ops": {"run_whole_graph": {"config": {"start": start, "end": end, "roots": roots, **extra}}},
+            "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def test_automation_waits_while_a_whole_graph_run_is_active(defs, tmp_path, monkeypatch):
+    """A run of chimera_whole_graph is about to produce the range: automation requests nothing until
+    it ends (between its stages no asset run is in progress, so in_progress alone would not hold)."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
+
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    instance = dg.DagsterInstance.ephemeral()
+    _history(instance, policy_dates=[NEW_DAY])
+    tick1 = _first_tick(defs, instance)
+    # Launched from the UI, not started yet (NOT_STARTED/QUEUED: the run queue), then STARTED.
+    run = instance.add_run(DagsterRun(job_name=WHOLE_GRAPH_JOB, run_id="whole-graph-run",
+                                      status=DagsterRunStatus.NOT_STARTED))
+    _materialize_raw_1h(defs, instance, landing, f"{NEW_DAY}|ZL")
+    tick2 = _tick(defs, instance, tick1.cursor)
+    assert tick2.total_requested == 0, _requested(tick2)
+    instance.report_run_failed(run)  # the whole-graph run ended without producing the new day
+    tick3 = _tick(defs, instance, tick2.cursor)
+    assert _only(_requested(tick3), "features/") == {k.to_user_string(): {f"{NEW_DAY}|ZL"} for k in CHAIN}
+
+
+def test_automation_waits_for_a_started_whole_graph_run_even_on_its_first_tick(defs):
+    """A fresh instance's first tick requests recent missing policy dates, unless the whole-graph
+    job is running (it computes them in order)."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert _requested(_tick(defs, instance)).get("features/policy_features")  # without the job: requested
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_run(DagsterRun(job_name=WHOLE_GRAPH_JOB, run_id="r", status=DagsterRunStatus.STARTED))
+    assert _tick(defs, instance).total_requested == 0
+
+
+@pytest.mark.slow
+def test_whole_graph_job_runs_like_the_cli_and_leaves_nothing_to_rerun(defs, tmp_path, monkeypatch):
+    from chimera_assets.whole_graph import PARENT_RUN_TAG, whole_graph_job
+
+    landing = tmp_path / "landing"
+    write_demo_files(landing, ["ZL"], date(2024, 2, 26), date(2024, 3, 9))
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
+    instance = dg.DagsterInstance.ephemeral()
+    when = datetime(2024, 3, 8, 18, 0, tzinfo=CT)
+    tick1 = _tick(defs, instance, when=when)
+    result = whole_graph_job.execute_in_process(
+        run_config=_whole_graph_config("2024-03-04", "2024-03-08", "ZL"), instance=instance
+    )
+    assert result.success
+    children = instance.get_runs(filters=dg.RunsFilter(tags={PARENT_RUN_TAG: result.run_id}))
+    assert 4 <= len(children) <= 6  # reference, policy, the date x root range, training, report
+    week = {f"2024-03-0{d}|ZL" for d in range(4, 9)}
+    assert week <= set(instance.get_materialized_partitions(DAILY_ML_MATRIX))
+    assert instance.get_latest_materialization_event(dg.AssetKey(["training", "zl_training_daily"])) is not None
+    # Policy features were computed before the matrix, training after it: automation has nothing to redo
+    # (the training tables of OTHER roots do rebuild: they depend on the whole matrix asset).
+    cursor = tick1.cursor
+    for _ in range(2):
+        tick = _tick(defs, instance, cursor, when=when)
+        got = _requested(tick)
+        assert not _only(got, "features/") and "training/zl_training_daily" not in got, got
+        cursor = tick.cursor
+
+
+def test_whole_graph_job_rejects_bad_config_naming_the_input(tmp_path, monkeypatch):
+    from chimera_assets.whole_graph import whole_graph_job
+
+    instance = dg.DagsterInstance.ephemeral()
+    for config, needle in (
+        (_whole_graph_config("2024-03-04", "2024-03-08", "ZL,XYZ"), "XYZ"),
+        (_whole_graph_config("2024-03-08", "2024-03-04", "ZL"), "after"),
+        (_whole_graph_config("2024-3-x", "2024-03-04", "ZL"), "2024-3-x"),
+        (_whole_graph_config("2024-03-04", "2024-03-08", "ZL", source="ftp"), "ftp"),
+    ):
+        result = whole_graph_job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        assert not result.success
+        failure = next(ev for ev in result.all_events if ev.is_step_failure)
+        assert needle in failure.step_failure_data.error.message

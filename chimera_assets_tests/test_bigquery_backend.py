@@ -25,7 +25,7 @@ from chimera_assets.warehouse.bigquery_backend import (
     make_client,
     query_parameter,
 )
-from chimera_assets_tests.bq_fixtures import bigquery_warehouse  # noqa: F401
+from chimera_assets_tests.bq_fixtures import bigquery_warehouse, capture_jobs  # noqa: F401
 
 bigquery = pytest.mark.bigquery
 
@@ -100,8 +100,16 @@ def expected_schema(columns) -> list[dict]:
 
 
 def staging_tables(wh: BigQueryWarehouse, spec: TableSpec) -> list[str]:
-    dataset = f"{wh.project}.{wh.dataset_id(spec.schema)}"
-    return [t.table_id for t in wh.client.list_tables(dataset) if t.table_id.startswith("_stg_")]
+    """Staging tables of ``spec`` left in the staging dataset (and none in the table's own dataset)."""
+    from google.api_core.exceptions import NotFound
+
+    own = f"{wh.project}.{wh.dataset_id(spec.schema)}"
+    assert not [t for t in wh.client.list_tables(own) if t.table_id.startswith("_stg_")]
+    try:
+        tables = list(wh.client.list_tables(f"{wh.project}.{wh.staging_dataset}"))
+    except NotFound:
+        return []
+    return [t.table_id for t in tables if t.table_id.startswith(wh.staging_prefix(spec))]
 
 
 # -- offline ----------------------------------------------------------------------------------------
@@ -141,24 +149,51 @@ def test_dataset_names_come_from_settings():
         wh.dataset_id("nope")
 
 
-def test_wide_writes_become_one_transaction_script():
-    wh = BigQueryWarehouse("my-proj", client=object())
-    wh.max_partitions_per_merge = 5
-    dates = weekdays(dt.date(2024, 2, 5), 10)
-    frame = pl.DataFrame({"symbol": ["ES"] * 10, "data_date": dates})
-    slice_ = keys_slice(["ES", "ZL"], dates)
-    assert wh._merge_jobs(DAILY_ML_MATRIX, frame.head(3), "_stg_x", keys_slice(["ES"], dates[:3]))[0][0].startswith(
-        "MERGE INTO"
-    )
-    ((script, params),) = wh._merge_jobs(DAILY_ML_MATRIX, frame, "_stg_x", slice_)
-    windows = wh._date_windows(DAILY_ML_MATRIX, frame, slice_)
-    assert len(windows) == 3 and windows[0] == (dt.date(2024, 2, 3), dt.date(2024, 2, 7))  # Sat 3 - Fri 16: 14 days
-    assert script.count("MERGE INTO") == 3 and "BEGIN TRANSACTION;" in script and "ROLLBACK TRANSACTION" in script
-    names = [n for n, _ in params]
-    assert len(names) == len(set(names))
-    assert all(f"@{n}" in script for n in names)
-    wh.atomic_windows = False
-    assert len(wh._merge_jobs(DAILY_ML_MATRIX, frame, "_stg_x", slice_)) == 3
+class _PatchingClient:
+    """A client that behaves as BigQuery does for ``ensure_table`` of an existing table: ``get_table``
+    returns the table as it is; ``update_table`` applies the schema it is sent (the emulator does not
+    for fields inside a RECORD) and records it."""
+
+    project = "my-proj"
+
+    def __init__(self, table):
+        self.table = table
+        self.patches: list[tuple[list, list]] = []
+
+    def get_dataset(self, ds_id):
+        from google.cloud import bigquery as bq
+
+        ds = bq.Dataset(ds_id)
+        ds.location = "US"
+        return ds
+
+    def get_table(self, table_id):
+        return self.table
+
+    def update_table(self, table, fields):
+        self.patches.append((list(table.schema), list(fields)))
+        self.table = table
+        return table
+
+
+def test_struct_fields_appended_by_the_spec_are_patched_into_the_record():
+    """The production path the emulator cannot run (its tables.patch ignores new RECORD fields)."""
+    from google.cloud import bigquery as bq
+
+    spec = DAILY_ML_MATRIX
+    old_pivots = dataclasses.replace(schemas.MATRIX_PIVOTS, fields=schemas.MATRIX_PIVOTS.fields[:-3])
+    old_spec = dataclasses.replace(spec, columns=tuple(old_pivots if c.name == "pivots" else c for c in spec.columns))
+    wh = BigQueryWarehouse("my-proj", client=None)
+    table = wh.table_definition(old_spec)
+    client = _PatchingClient(bq.Table.from_api_repr(table.to_api_repr()))
+    wh._client = client
+    wh.ensure_table(spec)
+    ((schema, fields),) = client.patches
+    assert fields == ["schema"]
+    pivots = next(f for f in schema if f.name == "pivots")
+    assert [f.name for f in pivots.fields][-3:] == ["R3", "S3", "pivot_roll_flag"]
+    assert all(f.mode == "NULLABLE" for f in pivots.fields[-3:])
+    assert [f.name for f in schema] == spec.column_names  # nothing else moved
 
 
 def test_emulator_client_is_anonymous_and_local():
@@ -210,9 +245,13 @@ def test_dagster_bigquery_resource_supplies_the_client(service_account_key):
     )
     settings = dataclasses.replace(get_settings({}), warehouse="bigquery", bq_dataset_prefix="prod_")
     wh = BigQueryWarehouse.from_bigquery_resource(resource, settings)
-    assert wh.client.project == "res-project" and wh.location == "EU"
-    assert wh.client._credentials.service_account_email == service_account_key["client_email"]
+    with wh.session() as client:
+        assert wh.client is client and client.project == "res-project" and wh.location == "EU"
+        assert client._credentials.service_account_email == service_account_key["client_email"]
     assert wh.table_id(DAILY_ML_MATRIX) == "res-project.prod_features.daily_ml_matrix"
+    # the resource's client lives only inside get_client(): none is kept after the operation
+    with pytest.raises(WarehouseError, match="only available inside"):
+        wh.client  # noqa: B018
 
 
 # -- against the emulator ------------------------------------------------------------------------------
@@ -227,10 +266,19 @@ def test_matrix_table_is_partitioned_clustered_and_nested(bigquery_warehouse):  
     assert wh.table_exists(DAILY_ML_MATRIX)
     info = wh.table_info(DAILY_ML_MATRIX)
     assert info["partition_field"] == "data_date"
-    assert info["partition_type"] == "DAY"
-    assert info["clustering"] == ["symbol", "regime_name"]
+    assert info["partition_type"] == "MONTH"
+    assert info["clustering"] == ["symbol", "data_date", "regime_name"]
+    assert info["require_partition_filter"] is False
     assert info["schema"] == expected_schema(DAILY_ML_MATRIX.columns)
-    assert wh.table_layout(DAILY_ML_MATRIX)["cluster_by"] == ["symbol", "regime_name"]
+    assert wh.table_layout(DAILY_ML_MATRIX)["cluster_by"] == ["symbol", "data_date", "regime_name"]
+    # raw bars: MONTH on the trade date, and no query without a filter on it
+    wh.ensure_table(schemas.OHLCV_1M)
+    raw = wh.table_info(schemas.OHLCV_1M)
+    assert (raw["partition_type"], raw["partition_field"]) == ("MONTH", "trade_date")
+    assert raw["clustering"] == ["symbol", "trade_date"]
+    # production sets require_partition_filter on the raw tables; the emulator's warehouse does not,
+    # because the emulator refuses every MERGE into such a table (test_bigquery_production covers both)
+    assert raw["require_partition_filter"] is wh.requires_partition_filter(schemas.OHLCV_1M) is False
     # an unpartitioned reference table gets neither
     wh.ensure_table(LOAD_STATE)
     ledger = wh.table_info(LOAD_STATE)
@@ -294,14 +342,19 @@ def test_audit_sees_staged_rows_and_can_block(bigquery_warehouse):  # noqa: F811
     wh.merge(DAILY_ML_MATRIX, first, keys_slice(["ES"], dates))
     seen: list[pl.DataFrame] = []
     second = matrix_frame(["ES"], dates, seed=4)
+    sent = capture_jobs(wh)
     wh.merge(DAILY_ML_MATRIX, second, keys_slice(["ES"], dates), audit=seen.append)
-    assert canon(seen[0]).equals(canon(second))  # staged rows read back, with the spec's types
+    assert canon(seen[0]).equals(canon(second))  # the local frame, with the spec's types
+    # the audit downloads nothing: the write is one load job and one MERGE, no SELECT of the staged rows
+    assert [j.op for j in sent] == ["stage", "merge"]
 
     def reject(staged: pl.DataFrame) -> None:
         raise AuditFailed("regime weights out of range", {"rows": staged.height})
 
+    sent.clear()
     with pytest.raises(AuditFailed):
         wh.merge(DAILY_ML_MATRIX, matrix_frame(["ES"], dates, seed=5), keys_slice(["ES"], dates), audit=reject)
+    assert sent == []  # rejected before anything was staged
     assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(second))
     assert staging_tables(wh, DAILY_ML_MATRIX) == []
 
@@ -323,57 +376,6 @@ def test_abort_before_commit_leaves_the_table_unchanged(bigquery_warehouse):  # 
     wh.before_commit = None
     assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(before))
     assert staging_tables(wh, DAILY_ML_MATRIX) == []
-
-
-@bigquery
-def test_wide_writes_are_split_into_date_windows(bigquery_warehouse):  # noqa: F811
-    wh = bigquery_warehouse
-    wh.max_partitions_per_merge = 4  # BigQuery's per-job limit is 4,000 partitions; shrink it to split
-    wh.atomic_windows = False  # separate MERGE jobs (the emulator cannot MERGE inside a transaction)
-    symbols, dates = ["ES", "ZL"], weekdays(dt.date(2024, 2, 5), 10)  # 14 calendar days -> 4 windows
-    first = matrix_frame(symbols, dates, seed=10)
-    slice_ = keys_slice(symbols, dates)
-    assert len(wh._date_windows(DAILY_ML_MATRIX, first, slice_)) == 4
-    wh.merge(DAILY_ML_MATRIX, first, slice_)
-    assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(first))
-    second = matrix_frame(symbols, dates, seed=11).filter(pl.col("data_date") != dates[7])
-    wh.merge(DAILY_ML_MATRIX, second, slice_)
-    assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(second))
-    upsert = matrix_frame(["CL"], dates, seed=12)  # no slice: windows from the frame's own dates
-    wh.merge(DAILY_ML_MATRIX, upsert, None)
-    assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(pl.concat([second, upsert])))
-
-
-@bigquery
-def test_wide_writes_publish_in_one_transaction(bigquery_warehouse):  # noqa: F811
-    wh = bigquery_warehouse
-    wh.max_partitions_per_merge = 4
-    symbols, dates = ["ES", "ZL"], weekdays(dt.date(2024, 2, 5), 10)
-    slice_ = keys_slice(symbols, dates)
-    first = matrix_frame(symbols, dates, seed=10)
-    try:
-        wh.merge(DAILY_ML_MATRIX, first, slice_)
-    except WarehouseError as exc:
-        if "Current transaction is aborted" in str(exc):
-            pytest.xfail("the emulator fails any MERGE inside BEGIN TRANSACTION (BigQuery supports it)")
-        raise
-    assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(first))
-
-    # A failure in the last window undoes the earlier ones: smuggle a duplicate source key into
-    # staging (BigQuery's "must match at most one source row") after the audit point.
-    def duplicate_last_row(spec: TableSpec) -> None:
-        (stg,) = staging_tables(wh, spec)
-        wh.client.query(
-            f"INSERT INTO {wh._sql_name(spec, stg)} SELECT * FROM {wh._sql_name(spec, stg)} "
-            "WHERE data_date = @d AND symbol = 'ZL'",
-            job_config=bq_params([("d", dates[-1])]),
-        ).result()
-
-    wh.before_commit = duplicate_last_row
-    with pytest.raises(WarehouseError, match="features.daily_ml_matrix"):
-        wh.merge(DAILY_ML_MATRIX, matrix_frame(symbols, dates, seed=12), slice_)
-    wh.before_commit = None
-    assert canon(wh.read(DAILY_ML_MATRIX)).equals(canon(first))
 
 
 def bq_params(params):

@@ -76,6 +76,12 @@ def _run(defs, instance, first: str, last: str, selection=None) -> dg.ExecuteInP
         graph = defs.resolve_asset_graph()
         selection = {k for k in graph.get_all_asset_keys()
                      if isinstance(graph.get(k).partitions_def, dg.MultiPartitionsDefinition)}
+        # The consolidated frame needs the date-only policy features of its dates (their own run, as in
+        # ``chimera run``): a missing upstream partition fails the run instead of publishing NULLs.
+        job.get_subset(asset_selection={dg.AssetKey(["features", "policy_features"])}).execute_in_process(
+            instance=instance, run_config=QUIET, tags={"dagster/asset_partition_range_start": first.split("|")[0],
+                                                       "dagster/asset_partition_range_end": last.split("|")[0]},
+        )
     return job.get_subset(asset_selection=selection).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET,
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},

@@ -140,7 +140,7 @@ def test_running_the_main_job_twice_leaves_every_table_identical(tmp_path, monke
 
 @pytest.mark.slow
 def test_cli_demo_quick_start_builds_a_matrix_for_two_roots(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_", "DAGSTER_"))}
     env["CHIMERA_HOME"] = str(tmp_path / "home")
     exe = Path(sys.executable).parent / "chimera"
     end = date(2024, 3, 29)
@@ -151,6 +151,10 @@ def test_cli_demo_quick_start_builds_a_matrix_for_two_roots(tmp_path):
     # The demo lands ohlcv-1h files only: the other raw assets are left out of the run, said so.
     assert "skipping market_data/databento_futures_ohlcv_1m: no ohlcv-1m file" in proc.stdout
     assert "skipping market_data/databento_futures_ohlcv_1h" not in proc.stdout
+    # Recorded in the default persistent instance ($CHIMERA_HOME/dagster), which `chimera ui` serves.
+    dagster_home = (tmp_path / "home" / "dagster").resolve()
+    assert f"Dagster instance: {dagster_home}" in proc.stdout
+    assert (dagster_home / "history" / "runs.db").exists()
     from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
     m = DuckDBWarehouse(tmp_path / "home" / "warehouse.duckdb").read(DAILY_ML_MATRIX)
@@ -171,7 +175,7 @@ def test_cli_demo_quick_start_builds_a_matrix_for_two_roots(tmp_path):
     ],
 )
 def test_cli_bad_arguments_give_one_clear_error_and_touch_nothing(tmp_path, args, needle):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_", "DAGSTER_"))}
     env["CHIMERA_HOME"] = str(tmp_path / "home")
     exe = Path(sys.executable).parent / "chimera"
     proc = subprocess.run([str(exe), "run", *args], env=env, capture_output=True, text=True, timeout=300)
@@ -179,3 +183,4 @@ def test_cli_bad_arguments_give_one_clear_error_and_touch_nothing(tmp_path, args
     assert needle in proc.stderr
     assert proc.stderr.count("error") == 1, proc.stderr
     assert not (tmp_path / "home" / "warehouse.duckdb").exists()
+    assert not (tmp_path / "home" / "dagster").exists()

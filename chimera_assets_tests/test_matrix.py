@@ -290,6 +290,9 @@ def test_training_table_schema_and_root_filter():
     train = build_training_table(matrix, "ZL")
     assert dict(train.schema) == schemas.training_table("ZL").polars_schema()
     assert train.columns == schemas.training_table("ZL").column_names
+    purge_cols = ["purged", "purged_1d", "purged_1w", "purged_1m", "purged_3m", "purged_6m", "purged_12m"]
+    assert [c for c in train.columns if c.startswith("purged")] == purge_cols
+    assert all(train.schema[c] == pl.Boolean for c in purge_cols)
     assert train["symbol"].unique().to_list() == ["ZL"] and train.height == 9
     assert train["training_weight"].unique().to_list() == [400]
     assert train["regime_name"].unique().to_list() == ["trump_anticipation_2024"]
@@ -361,7 +364,15 @@ def test_training_purges_rows_whose_target_window_crosses_a_split_boundary(start
     train = build_training_table(matrix, "ZL")
     got = set(train.filter(pl.col("purged"))["data_date"].to_list())
     assert got == purged
-    assert train["purged"].null_count() == 0
+    # Per horizon: only the last session before the boundary has a 1d window (t, t+1] reaching across;
+    # the 1w flag holds the five sessions whose t+5 is across; longer horizons have no target here.
+    last_before = max(d for d in days if split_label(d) == split_label(days[0]))
+    assert train.filter(pl.col("purged_1d"))["data_date"].to_list() == [last_before]
+    assert set(train.filter(pl.col("purged_1w"))["data_date"].to_list()) == purged
+    for h in ("1m", "3m", "6m", "12m"):
+        assert not train[f"purged_{h}"].any()
+    for c in ["purged", *(f"purged_{h}" for h, _ in schemas.TARGET_HORIZONS)]:
+        assert train[c].null_count() == 0
     for day, label in split.items():
         assert _row(train, day)["split"] == label
 
@@ -373,25 +384,33 @@ def test_split_labels_at_the_exact_boundaries():
     assert labels == ["train", "val", "val", "test", None]
 
 
+def split_label(d: date) -> str:
+    return "train" if d < date(2023, 1, 1) else "val" if d < date(2024, 1, 1) else "test"
+
+
 def test_purge_matches_a_row_by_row_reference_over_all_horizons():
     # Two years of weekdays spanning both boundaries, so the 3m..12m targets exist for some rows.
     days = _sessions(date(2022, 6, 1), date(2024, 6, 28))
     matrix, _ = _matrix([(d, "ZL") for d in days], [100.0 + (i % 17) for i in range(len(days))])
     train = build_training_table(matrix, "ZL")
 
-    def label(d: date) -> str:
-        return "train" if d < date(2023, 1, 1) else "val" if d < date(2024, 1, 1) else "test"
+    def crosses(i: int, h: int) -> bool:  # the window (t, t+h] reaches a session of another split
+        return i + h < len(days) and split_label(days[i + h]) != split_label(days[i])
 
-    expected = [
-        any(i + h < len(days) and label(days[i + h]) != label(days[i]) for _, h in schemas.TARGET_HORIZONS)
-        for i in range(len(days))
-    ]
+    for name, h in schemas.TARGET_HORIZONS:
+        assert train[f"purged_{name}"].to_list() == [crosses(i, h) for i in range(len(days))], name
+    expected = [any(crosses(i, h) for _, h in schemas.TARGET_HORIZONS) for i in range(len(days))]
     assert train["purged"].to_list() == expected
     assert train["target_12m"].null_count() == 252
-    # The any-horizon rule is conservative: a 2023 row is purged as soon as its 12m target reaches 2024.
+    # The any-horizon flag is conservative: a 2023 row is purged as soon as its 12m target reaches 2024.
     # 2023 has 260 weekdays here, so only its first 8 rows survive (with ~250 CME sessions, none would).
     val = train.filter(pl.col("split") == "val")
     assert val.height == 260 and val["purged"].sum() == 252 and not val["purged"].head(8).any()
+    # Per horizon, a 1d model keeps all of 2023 but its last session, a 1w model all but its last five.
+    assert val.filter(pl.col("purged_1d"))["data_date"].to_list() == [date(2023, 12, 29)]
+    assert val["purged_1w"].sum() == 5 and val["purged_6m"].sum() == 126
+    # 12m: 138 rows have a target (the data ends 2024-06-28); the first 8 of them end inside 2023.
+    assert val["target_12m"].is_not_null().sum() == 138 and val["purged_12m"].sum() == 130
 
 
 def test_target_crosses_roll_on_a_synthetic_roll_and_a_one_day_flip():

@@ -328,8 +328,10 @@ def test_evaluate_rule_against_a_warehouse(real, duckdb_warehouse):
     wh = duckdb_warehouse
     from chimera_assets.warehouse.base import Slice
 
-    for spec, name in ((SESSION_BARS, "session_bars"), (MARKET_FEATURES, "market")):
-        wh.merge(spec, real[name].filter(pl.col("symbol") == "ZL"), None)
+    # The pure builder has no completeness (the asset shell adds it); every session of this range is complete.
+    bars = real["session_bars"].with_columns(session_complete=pl.lit(True))
+    for spec, frame in ((SESSION_BARS, bars), (MARKET_FEATURES, real["market"])):
+        wh.merge(spec, frame.filter(pl.col("symbol") == "ZL").select(spec.column_names), None)
     # the daily case: only 2025-09-04 is checked; the flip of 09-03 is confirmed by it and reported there
     ev = q.evaluate_rule(wh, SESSION_BARS, "flips_and_thin_sessions", [(date(2025, 9, 4), "ZL")])
     res = ev.by_partition()["2025-09-04|ZL"]

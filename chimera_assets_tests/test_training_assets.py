@@ -1,6 +1,7 @@
 """The training tables are one subsettable multi-asset: one failing root does not keep the others stale."""
 
 import dagster as dg
+import pytest
 
 from chimera_assets.assets import training
 from chimera_assets.io_manager import WarehouseResource
@@ -40,3 +41,129 @@ def test_one_failing_root_fails_the_step_naming_it_and_the_others_are_written(mo
     failure = next(e for e in res.all_events if e.is_step_failure)
     assert "ES: injected" in root_cause(failure.step_failure_data.error)
     assert not get_warehouse().table_exists(training_table("ES"))
+
+
+# --- the training-set card and the blocking leakage check, in Dagster ----------------------------------------
+def _store_multi_year_matrix():
+    from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS
+    from chimera_assets.warehouse import Slice
+    from chimera_assets_tests.training_frames import multi_year_parts
+
+    matrix, bars = multi_year_parts()
+    wh = get_warehouse()
+    wh.merge(DAILY_ML_MATRIX, matrix, Slice.whole_table())
+    wh.merge(SESSION_BARS, bars, Slice.whole_table())
+    return wh
+
+
+def _check_evaluations(res, name="no_target_leakage"):
+    return [e for e in res.get_asset_check_evaluations() if e.check_name == name]
+
+
+def test_materialization_records_the_card_and_a_passing_leakage_check():
+    from chimera_assets_tests.test_training_set import audits_registered
+
+    wh = _store_multi_year_matrix()
+    (asset,) = training.training_assets()
+    with audits_registered():
+        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()})
+    assert res.success
+    (mat,) = res.get_asset_materialization_events()
+    md = mat.materialization.metadata
+    card = md["training_set_card"]
+    assert isinstance(card, dg.MarkdownMetadataValue)
+    assert "| val | 258 | 257 / 257 (99.6%)" in card.value and "| test | 520 | 520 / 519 (100.0%)" in card.value
+    assert md["kept_rows"].value["val/1d"] == 257
+    (ev,) = _check_evaluations(res)
+    assert ev.passed and ev.asset_key == _key("ZL")
+    meta = ev.metadata
+    assert meta["thresholds"].value == {"target_1d": 0.4, "target_1w": 0.6} and meta["published"].value is True
+    per_split = meta["per_split"].value
+    assert set(per_split) == {"train", "val", "test"}
+    assert all(abs(e["rho"]) <= e["threshold"] for e in per_split.values())
+    assert "| val |" in meta["per_split_table"].value
+    assert wh.read(training_table("ZL")).height == 1296
+
+
+def test_a_leaked_feature_fails_the_check_and_publishes_nothing(monkeypatch):
+    from chimera_assets.runner import frame_hash
+    from chimera_assets_tests.test_training_set import audits_registered
+    from chimera_assets_tests.training_frames import inject_next_close_leak
+
+    wh = _store_multi_year_matrix()
+    (asset,) = training.training_assets()
+    spec = training_table("ZL")
+    with audits_registered():
+        assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
+        before = frame_hash(wh.read(spec))
+        real = training.build_training_table
+        monkeypatch.setattr(training, "build_training_table",
+                            lambda *a, **k: inject_next_close_leak(real(*a, **k)))
+        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
+                             raise_on_error=False)
+    assert not res.success and not res.get_asset_materialization_events()
+    failure = next(e for e in res.all_events if e.is_step_failure)
+    assert "target leakage" in root_cause(failure.step_failure_data.error)
+    (ev,) = _check_evaluations(res)
+    assert not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR
+    assert ev.metadata["worst_feature"].value == "distance_to_P" and ev.metadata["published"].value is False
+    assert abs(ev.metadata["worst_rho"].value) > 0.4
+    assert frame_hash(wh.read(spec)) == before  # the table is unchanged
+
+
+def _store_old_schema_table(wh):
+    """The ZL training table as stored before the per-horizon purge columns existed."""
+    import dataclasses
+
+    from chimera_assets.warehouse import Slice
+    from chimera_assets_tests.training_frames import multi_year_training
+
+    spec = training_table("ZL")
+    old = dataclasses.replace(spec, columns=tuple(c for c in spec.columns if not c.name.startswith("purged_")))
+    wh.merge(old, multi_year_training().select(old.column_names), Slice.whole_table())
+    with pytest.raises(Exception, match="purged_1d"):
+        wh.read(spec)
+    return old
+
+
+def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
+    from chimera_assets_tests.test_training_set import audits_registered
+
+    wh = _store_multi_year_matrix()
+    _store_old_schema_table(wh)
+    (asset,) = training.training_assets()
+    with audits_registered():
+        assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
+    back = wh.read(training_table("ZL"))
+    assert back.height == 1296 and back["purged_1d"].sum() == 2
+
+
+def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
+    from chimera_assets_tests.test_training_set import audits_registered
+    from chimera_assets_tests.training_frames import inject_next_close_leak
+
+    wh = _store_multi_year_matrix()
+    old = _store_old_schema_table(wh)
+    real = training.build_training_table
+    monkeypatch.setattr(training, "build_training_table", lambda *a, **k: inject_next_close_leak(real(*a, **k)))
+    (asset,) = training.training_assets()
+    with audits_registered():
+        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
+                             raise_on_error=False)
+    assert not res.success
+    assert wh.read(old).height == 1296  # not dropped: the audit ran before the old table was replaced
+
+
+def test_the_leakage_check_alone_judges_the_published_rows():
+    from chimera_assets.warehouse import Slice
+    from chimera_assets_tests.training_frames import inject_next_close_leak, multi_year_training
+
+    # Rows published without the audit (e.g. by an older version): the check run on its own flags them.
+    get_warehouse().merge(training_table("ZL"), inject_next_close_leak(multi_year_training()), Slice.whole_table())
+    (asset,) = training.training_assets()
+    check = dg.AssetCheckKey(_key("ZL"), "no_target_leakage")
+    res = dg.materialize([asset], selection=dg.AssetSelection.checks(check),
+                         resources={"warehouse": WarehouseResource()}, raise_on_error=False)
+    assert not res.get_asset_materialization_events()
+    (ev,) = _check_evaluations(res)
+    assert not ev.passed and ev.metadata["worst_feature"].value == "distance_to_P"

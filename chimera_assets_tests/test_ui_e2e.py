@@ -1,8 +1,11 @@
 """End to end against a real ``dagster dev`` (webserver + daemon + code server), then a real browser.
 
-One ``dagster dev`` serves the module (127.0.0.1, a free port, a temporary DAGSTER_HOME and
-CHIMERA_HOME, sensor and automation ticks every 2 s through ``CHIMERA_SENSOR_INTERVAL_S``) on a demo
-warehouse built by ``chimera run`` from SYNTHETIC demo DBN files:
+As a user would: ``chimera run`` builds a demo warehouse from SYNTHETIC demo DBN files (a temporary
+CHIMERA_HOME, no DAGSTER_HOME: the runs go to the default instance $CHIMERA_HOME/dagster), then
+``chimera ui`` serves that instance (``dagster dev`` on 127.0.0.1, a free port, sensor and automation
+ticks every 2 s through ``CHIMERA_SENSOR_INTERVAL_S``):
+
+0. the UI shows the partitions ``chimera run`` materialized, with their check results (GraphQL);
 
 1. a partition materialization launched through the GraphQL API ends SUCCESS and its rows are in
    the warehouse;
@@ -17,6 +20,7 @@ Run: ``pytest -m "slow or browser" chimera_assets_tests/test_ui_e2e.py`` (CI ins
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,15 +55,7 @@ CHAIN = [
     ["features", "consolidated_features"],
     ["features", "daily_ml_matrix"],
 ]
-# No pool limit: DuckDB writers already wait for each other's lock (warehouse/duckdb_backend.py), and
-# a pool of 1 would queue the landing run behind an unrelated training run.
-DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-"""
+DEMO_DATES = 14  # trade dates 2024-02-27..2024-03-15 loaded by `chimera run`
 
 
 @dataclass
@@ -122,16 +118,14 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    home, dagster_home, landing = root / "chimera_home", root / "dagster_home", root / "landing"
-    dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    home, landing = root / "chimera_home", root / "landing"
+    # No DAGSTER_HOME: `chimera run` and `chimera ui` both default to $CHIMERA_HOME/dagster.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_", "DAGSTER_"))}
     env.update(
-        CHIMERA_HOME=str(home), DAGSTER_HOME=str(dagster_home), CHIMERA_LANDING_DIR=str(landing),
-        CHIMERA_SENSOR_INTERVAL_S="2", PYTHONUNBUFFERED="1",
+        CHIMERA_HOME=str(home), CHIMERA_LANDING_DIR=str(landing), CHIMERA_SENSOR_INTERVAL_S="2",
+        PYTHONUNBUFFERED="1",
     )
-    # The demo warehouse: SYNTHETIC monthly files Feb 26..Mar 15 2024, loaded for ZL by `chimera run`
-    # (recorded in the same Dagster instance, as a user with DAGSTER_HOME set would have it).
+    # The demo warehouse: SYNTHETIC monthly files Feb 26..Mar 15 2024, loaded for ZL by `chimera run`.
     write_demo_files(landing, DEMO_ROOTS, date(2024, 2, 26), date(2024, 3, 16))
     t0 = time.monotonic()
     done = subprocess.run(
@@ -145,7 +139,7 @@ def dev(tmp_path_factory):
     log = root / "dagster_dev.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "chimera_assets.cli", "ui", "--port", str(port)],
             cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the teardown kills all of it
         )
@@ -153,7 +147,9 @@ def dev(tmp_path_factory):
     try:
         t0 = time.monotonic()
         _wait_until_loaded(server)
-        print(f"dagster dev serving in {time.monotonic() - t0:.1f}s")
+        print(f"chimera ui serving in {time.monotonic() - t0:.1f}s")
+        banner = log.read_text(errors="replace")
+        assert f"serving http://127.0.0.1:{port}" in banner and str((home / "dagster").resolve()) in banner
         yield server
     finally:
         _stop(proc)
@@ -190,6 +186,27 @@ def _sensor_ticks(server: DevServer) -> str:
         return str(server.graphql(q))
     except requests.RequestException as exc:
         return f"(cannot read ticks: {exc})"
+
+
+MATRIX_STATUS = """query($path: [String!]!) { assetNodes(assetKeys: [{path: $path}]) {
+  partitionStats { numMaterialized numFailed numPartitions }
+  assetChecksOrError { __typename ... on AssetChecks { checks { name
+    executionForLatestMaterialization { status partition evaluation { success } } } } } } }"""
+
+
+@pytest.mark.slow
+def test_ui_shows_the_cli_partitions_materialized_with_check_results(dev):
+    """What `chimera run` recorded is what the UI reads: the matrix partitions of the demo range are
+    materialized and every check of the matrix has a result for the latest materialization."""
+    node = dev.graphql(MATRIX_STATUS, {"path": ["features", "daily_ml_matrix"]})["assetNodes"][0]
+    stats = node["partitionStats"]
+    assert stats["numMaterialized"] >= DEMO_DATES and stats["numFailed"] == 0, stats
+    checks = node["assetChecksOrError"]["checks"]
+    assert checks, "no checks wired on the matrix"
+    for ck in checks:
+        ex = ck["executionForLatestMaterialization"]
+        assert ex is not None, f"check {ck['name']} has no result for the latest materialization"
+        assert ex["status"] in ("SUCCEEDED", "FAILED") and ex["evaluation"] is not None, ck
 
 
 @pytest.mark.slow
@@ -308,19 +325,46 @@ def test_browser_shows_asset_graph_and_checks(dev, tmp_path):
             page.wait_for_timeout(1500)  # let the graph layout settle for the screenshot
             page.screenshot(path=str(shots / "asset_graph_features.png"), full_page=True)
 
-            # The checks page of the matrix.
-            page.goto(f"{dev.url}/assets/{'/'.join(matrix)}?view=checks", wait_until="domcontentloaded")
-            expect(page.get_by_text("daily_ml_matrix").first).to_be_visible()
-            if checks:
-                wanted = "matrix_freshness" if "matrix_freshness" in checks else checks[0]
-                expect(page.get_by_text(wanted, exact=True).first).to_be_visible()
-            else:  # no checks wired into the code location yet: the page says so
-                expect(page.get_by_text("No checks defined for this asset")).to_be_visible()
+            # The partitions page of the matrix: the demo's partitions are materialized.
+            page.goto(f"{dev.url}/assets/{'/'.join(matrix)}?view=partitions", wait_until="domcontentloaded")
+            legend = page.get_by_text(re.compile(r"^Materialized \(\d+\)$")).first
+            expect(legend).to_be_visible()
+            materialized = int(re.search(r"\((\d+)\)", legend.inner_text()).group(1))
+            assert materialized >= DEMO_DATES, legend.inner_text()
+            expect(page.get_by_text("Failed (0)")).to_be_visible()
             _dismiss_popups(page)
-            page.wait_for_timeout(1000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "daily_ml_matrix_partitions.png"), full_page=True)
+
+            # The checks page of the matrix: every wired check is listed with an evaluated status.
+            assert checks, "no checks wired on features/daily_ml_matrix"
+            page.goto(f"{dev.url}/assets/{'/'.join(matrix)}?view=checks", wait_until="domcontentloaded")
+            wanted = "matrix_freshness" if "matrix_freshness" in checks else checks[0]
+            expect(page.get_by_text(wanted, exact=True).first).to_be_visible()
+            expect(page.get_by_text(f"Checks ({len(checks)})")).to_be_visible()
+            # the list shows each check's name, then its latest status: evaluated, not "Not evaluated"
+            lines = [ln.strip() for ln in page.inner_text("body").splitlines() if ln.strip()]
+            for name in checks:
+                i = lines.index(name)
+                status = next(ln for ln in lines[i + 1:] if ln != name)
+                assert status in ("Succeeded", "Failed", "Warning"), (name, status)
+            _dismiss_popups(page)
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "daily_ml_matrix_checks.png"), full_page=True)
+            # The data quality report: its chart is an image in the page (inline PNG), not a file path.
+            page.goto(f"{dev.url}/assets/ops/data_quality_report", wait_until="domcontentloaded")
+            row = page.locator("tr", has=page.get_by_text("chart_image", exact=True)).first
+            expect(row).to_be_visible()
+            _dismiss_popups(page)
+            row.get_by_text("[Show Markdown]").click()  # the entry opens as rendered markdown
+            chart = page.locator('img[src^="data:image/png;base64,"]').first
+            expect(chart).to_be_visible()
+            assert chart.evaluate("img => img.naturalWidth") > 300
+            _dismiss_popups(page)
+            page.screenshot(path=str(shots / "data_quality_report.png"), full_page=True)
         finally:
             browser.close()
     saved = sorted(p.name for p in shots.glob("*.png"))
-    assert saved == ["asset_graph_features.png", "daily_ml_matrix_checks.png"], saved
+    assert saved == ["asset_graph_features.png", "daily_ml_matrix_checks.png", "daily_ml_matrix_partitions.png",
+                     "data_quality_report.png"], saved
     print(f"screenshots in {shots}: {saved}; checks on the matrix: {checks or 'none wired yet'}")

@@ -117,6 +117,15 @@ def test_read_filters_by_slice(warehouse):
     assert sorted(got.select(["trade_date", "symbol"]).rows()) == [(D2, "ES"), (D3, "ES")]
 
 
+def test_date_only_slice_reads_every_root_of_the_range(warehouse):
+    """A slice range with symbol None filters on the date only: how a whole-universe read of a date
+    window stays prunable (BigQuery: partition filter) without listing the roots."""
+    keys = [(d, s) for d in (D1, D2, D3) for s in ("ZL", "ES")]
+    warehouse.merge(SB, rows_for(SB, session_rows(keys)), Slice.from_keys(keys))
+    got = warehouse.read(SB, Slice(((None, D2, D3),)), columns=["trade_date", "symbol"])
+    assert sorted(got.rows()) == [(D2, "ES"), (D2, "ZL"), (D3, "ES"), (D3, "ZL")]
+
+
 def test_struct_columns_round_trip(warehouse):
     spec = schemas.DAILY_ML_MATRIX
     row = {

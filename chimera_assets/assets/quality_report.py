@@ -3,7 +3,8 @@
 Evaluates every rule of ``chimera_assets.quality`` over every published partition of every checked
 table (the same functions the asset checks run), summarises the outcomes per rule and root, and shows
 them in the Dagster UI as markdown tables plus a matplotlib chart (PNG written to
-``$CHIMERA_HOME/reports/`` and attached as a path and as an inline image). No table is stored.
+``$CHIMERA_HOME/reports/``; the UI shows it from the ``chart_image`` entry, a markdown image with the
+PNG inlined as a ``data:`` URI, and inside ``report``; ``chart`` keeps the server path). No table is stored.
 """
 
 import base64
@@ -229,8 +230,14 @@ def build_report(wh: Warehouse, as_of: datetime | None = None, reports_dir: Path
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     png = render_chart(summary, failures, out_dir / f"data_quality_{stamp}.png")
     b64 = base64.b64encode(png.read_bytes()).decode("ascii")
-    return {"summary": summary, "failures": failures, "png": png,
+    return {"summary": summary, "failures": failures, "png": png, "png_b64": b64,
             "markdown": render_markdown(summary, failures, now, b64), "as_of": now}
+
+
+def chart_markdown(png_b64: str) -> str:
+    """The chart as a markdown image with the PNG inlined (a ``data:`` URI): the UI shows the picture
+    itself, on any machine, instead of a path on the server that ran the report."""
+    return f"![data quality chart](data:image/png;base64,{png_b64})"
 
 
 @dg.asset(
@@ -238,8 +245,8 @@ def build_report(wh: Warehouse, as_of: datetime | None = None, reports_dir: Path
     deps=[asset_key(s) for s in audited_tables()],
     group_name="ops",
     kinds={"polars", "matplotlib"},
-    description="Data quality dashboard: every check rule over every published partition, per rule and root "
-    "(markdown tables + PNG chart in $CHIMERA_HOME/reports/).",
+    description="Data quality dashboard: every check rule over every published partition, per rule and root. "
+    "Metadata: chart_image (the chart), report (markdown tables + chart), chart (the PNG file on the server).",
 )
 def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     report = build_report(warehouse.get())
@@ -248,8 +255,9 @@ def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseR
     context.log.info(f"data quality report: {summary.height} results, {failing.height} failing; chart {report['png']}")
     return dg.MaterializeResult(
         metadata={
+            "chart_image": dg.MetadataValue.md(chart_markdown(report["png_b64"])),
             "report": dg.MetadataValue.md(report["markdown"]),
-            "chart": dg.MetadataValue.path(str(report["png"])),
+            "chart": dg.MetadataValue.path(str(report["png"])),  # the same PNG, kept on the server
             "results": dg.MetadataValue.int(summary.height),
             "results_failing_error": dg.MetadataValue.int(failing.filter(pl.col("severity") == "ERROR").height),
             "results_failing_warn": dg.MetadataValue.int(failing.filter(pl.col("severity") == "WARN").height),

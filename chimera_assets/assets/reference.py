@@ -1,24 +1,15 @@
 """Unpartitioned reference tables: policy events and the regime calendar/weights from the YAML."""
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from chimera_assets.assets.common import WAREHOUSE_IO, WRITER_POOL
 from chimera_assets.features.policy import load_policy_events
+from chimera_assets.features.policy_sources import combine_policy_events, policy_files
 from chimera_assets.features.regimes import build_regime_calendar, build_regime_weights, load_regimes
+from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.schemas import POLICY_EVENTS, REGIME_CALENDAR, REGIME_WEIGHTS
 from chimera_assets.settings import get_settings
-
-POLICY_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".ndjson")
-
-
-def policy_files(directory: Path | None) -> list[Path]:
-    """Event files in the policy directory (parquet, CSV, JSON lines); none when it is not set."""
-    if directory is None or not directory.exists():
-        return []
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES)
 
 
 @dg.asset(
@@ -27,18 +18,46 @@ def policy_files(directory: Path | None) -> list[Path]:
     group_name="reference",
     pool=WRITER_POOL,
     kinds={"polars"},
-    description="Dated policy texts (social posts, executive orders, news) from CHIMERA_POLICY_DIR, deduplicated.",
+    description=(
+        "Dated policy texts (social posts, executive orders, news) from CHIMERA_POLICY_DIR, deduplicated. "
+        "A missing directory or file never deletes stored events."
+    ),
 )
-def policy_events(context: dg.AssetExecutionContext) -> pl.DataFrame:
+def policy_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
     directory = get_settings().policy_dir
     files = policy_files(directory)
+    wh = warehouse.get()
+    stored = wh.read(POLICY_EVENTS) if wh.table_exists(POLICY_EVENTS) else POLICY_EVENTS.empty_frame()
     if not files:
-        context.log.warning(
-            f"no policy event files (CHIMERA_POLICY_DIR={directory}); policy features stay NULL (no coverage)"
+        # Sources never delete by absence (SPEC 6.2): the stored events stay and features keep using them.
+        msg = (
+            f"no policy event files (CHIMERA_POLICY_DIR={directory}): the {stored.height} stored policy "
+            "event(s) are kept unchanged"
         )
-        return POLICY_EVENTS.empty_frame()
-    events = load_policy_events(files)
-    context.log.info(f"{events.height} policy event(s) from {len(files)} file(s)")
+        context.log.warning(msg)
+        context.add_output_metadata({
+            "policy_source": "none: stored events kept",
+            "policy_dir": str(directory),
+            "events_kept": stored.height,
+            "files_read": 0,
+        })
+        return stored.select(POLICY_EVENTS.column_names)
+    loaded = load_policy_events(files).select(POLICY_EVENTS.column_names)
+    names = [p.name for p in files]
+    events = combine_policy_events(stored.select(POLICY_EVENTS.column_names), loaded, names)
+    kept_from = sorted(set(stored["ingested_from"].drop_nulls().to_list()) - set(names))
+    context.log.info(
+        f"{loaded.height} policy event(s) from {len(files)} file(s); "
+        f"{events.height - loaded.height} stored event(s) of file(s) not present kept: {kept_from[:10]}"
+    )
+    context.add_output_metadata({
+        "policy_source": "files",
+        "policy_dir": str(directory),
+        "files_read": dg.MetadataValue.json(names),
+        "events_loaded": loaded.height,
+        "events_kept_from_absent_files": events.height - loaded.height,
+        "absent_files_kept": dg.MetadataValue.json(kept_from[:50]),
+    })
     return events.select(POLICY_EVENTS.column_names)
 
 

@@ -2,17 +2,24 @@
 
 Targets look ahead by design (up to 252 sessions), so each new session changes older rows' targets:
 the table is rebuilt whole from the root's matrix history (thousands of rows, well under a second).
+
+Each materialization records the training-set card (``training_set_card``, markdown: rows kept per
+split x horizon, feature coverage, target distribution, roll crossings) and the blocking
+``no_target_leakage`` check (its numbers as metadata). The write audit (``checks.register_audits``)
+runs the hard rules and the leakage check on the staged rows: a leaked feature publishes nothing.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
 from chimera_assets.assets.common import WRITER_POOL
-from chimera_assets.checks import audit_for
+from chimera_assets.checks import audit_for, dagster_metadata
 from chimera_assets.io_manager import WarehouseResource, written_metadata
+from chimera_assets.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
 from chimera_assets.matrix import build_training_table
-from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, training_table
+from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, TableSpec, training_table
+from chimera_assets.training_card import kept_rows, training_card
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice
 
@@ -21,8 +28,6 @@ SESSION_BARS_KEY = dg.AssetKey(["features", "session_bars"])
 
 
 def _symbol_slice(root: str) -> Slice:
-    from datetime import date
-
     return Slice(((root, date(1900, 1, 1), date(2999, 12, 31)),))
 
 
@@ -30,20 +35,72 @@ class TrainingTablesFailed(RuntimeError):
     """One or more roots' training tables could not be rebuilt (the others were written)."""
 
 
-def _rebuild(wh, root: str) -> dict:
-    """Rebuild ``training.<root>_training_daily`` whole from the root's matrix and session bars."""
+class RootNotPublished(RuntimeError):
+    """A root's rebuilt rows were not published; ``report`` is their leakage report."""
+
+    def __init__(self, message: str, report: LeakageReport):
+        super().__init__(message)
+        self.report = report
+
+
+def _replace_outdated_table(wh, spec: TableSpec, audit) -> None:
+    """Drop a stored table that predates a column of ``spec`` (e.g. the per-horizon ``purged_<h>``), so
+    the merge recreates it. The table is rebuilt whole from the matrix every time, so nothing is lost;
+    the caller runs the audit on the new rows first, so a rejected rebuild leaves the old table."""
+    if not wh.table_exists(spec):
+        return
+    nothing = Slice(((None, date(1800, 1, 1), date(1800, 1, 1)),))  # selects no row: only the columns bind
+    wh.read(spec, nothing, columns=["data_date"])  # the table is readable: a failure below is a missing column
+    try:
+        wh.read(spec, nothing, columns=spec.column_names)
+    except Exception:  # noqa: BLE001 - the backends raise different errors for an unknown column
+        audit()
+        wh.drop_table(spec)
+
+
+def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
+    """Rebuild ``training.<root>_training_daily`` whole from the root's matrix and session bars.
+    Returns the materialization metadata and the leakage report of the rows; raises
+    ``RootNotPublished`` (carrying the report) when they could not be published."""
     spec = training_table(root)
     matrix = wh.read(DAILY_ML_MATRIX, _symbol_slice(root))
     bars = wh.read(SESSION_BARS, _symbol_slice(root))
     frame = build_training_table(matrix, root, bars, datetime.now(UTC))
-    result = wh.merge(spec, frame, Slice.whole_table(), audit=audit_for(spec))
-    return {
+    report = leakage_report(frame)
+    audit = audit_for(spec)
+    try:
+        _replace_outdated_table(wh, spec, lambda: audit(frame) if audit else None)
+        result = wh.merge(spec, frame, Slice.whole_table(), audit=audit)
+    except Exception as exc:
+        raise RootNotPublished(str(exc), report) from exc
+    kept = kept_rows(frame)
+    metadata = {
         "dagster/row_count": result.rows_written,
         **written_metadata(spec, wh),
         "splits": dg.MetadataValue.json(
             {k: int(v) for k, v in frame.group_by("split").len().rows()} if frame.height else {}
         ),
+        "kept_rows": dg.MetadataValue.json(
+            {f"{s}/{h}": k for s, h, k in kept.select("split", "horizon", "kept").rows()}
+        ),
+        "training_set_card": dg.MetadataValue.md(training_card(frame, spec.fqn)),
     }
+    return metadata, report
+
+
+def leakage_check_result(key: dg.AssetKey, report: LeakageReport, published: bool) -> dg.AssetCheckResult:
+    meta = dict(report.metadata())
+    meta["published"] = published
+    per_split = dagster_metadata(meta)
+    rows = ["| split | worst feature | target | rho | threshold | pairs |", "|---|---|---|---|---|---|"]
+    for s, e in meta["per_split"].items():
+        rows.append(f"| {s} | {e.get('worst_feature', e.get('note', ''))} | {e.get('target', '')} | "
+                    f"{e.get('rho', '')} | {e.get('threshold', '')} | {e['pairs_max']} |")
+    per_split["per_split_table"] = dg.MetadataValue.md("\n".join(rows))
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=CHECK_NAME, passed=report.passed, severity=dg.AssetCheckSeverity.ERROR,
+        metadata=per_split, description=report.summary(),
+    )
 
 
 def training_assets() -> list[dg.AssetsDefinition]:
@@ -61,20 +118,30 @@ def training_assets() -> list[dg.AssetsDefinition]:
         )
         for key, root in roots.items()
     ]
+    check_specs = [dg.AssetCheckSpec(CHECK_NAME, asset=key, blocking=True, description=DESCRIPTION) for key in roots]
 
-    @dg.multi_asset(name="training_tables", specs=specs, can_subset=True, pool=WRITER_POOL)
+    @dg.multi_asset(name="training_tables", specs=specs, check_specs=check_specs, can_subset=True, pool=WRITER_POOL)
     def training_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         failed: list[str] = []
+        checked = {k.asset_key for k in context.selected_asset_check_keys if k.name == CHECK_NAME}
         for key in sorted(context.selected_asset_keys, key=lambda k: roots[k]):
             root = roots[key]
             try:
-                metadata = _rebuild(wh, root)
+                metadata, report = _rebuild(wh, root)
             except Exception as exc:  # one root's bad rows must not keep the other roots' tables stale
                 context.log.error(f"training table of {root} not rebuilt: {exc}")
                 failed.append(f"{root}: {exc}")
+                report = getattr(exc, "report", None)
+                if report is not None and key in checked:
+                    yield leakage_check_result(key, report, published=False)
                 continue
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+            checks = [leakage_check_result(key, report, published=True)] if key in checked else []
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
+        # A check run on its own (UI: "Execute check") judges the published rows.
+        for key in sorted(checked - set(context.selected_asset_keys), key=lambda k: roots[k]):
+            stored = wh.read(training_table(roots[key]))
+            yield leakage_check_result(key, leakage_report(stored), published=True)
         if failed:
             raise TrainingTablesFailed("training tables not rebuilt (the other roots' were): " + "; ".join(failed))
 

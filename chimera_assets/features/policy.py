@@ -15,489 +15,51 @@ Every choice the spec leaves open is listed in ``docs/policy_features.md``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
 import polars as pl
 
-CHICAGO = ZoneInfo("America/Chicago")
-CUTOFF_LOCAL_TIME = time(16, 0)
-# Window lengths are exact durations on the UTC axis (a DST switch does not stretch them).
-W1_LENGTH = timedelta(hours=24)
-W7_LENGTH = timedelta(days=7)
-MA_CALENDAR_DAYS = 30
-DECAY_HOURS = 24.0
-FREQ_WINDOW = timedelta(hours=3)
-FREQ_MIN_EVENTS = 3
-FREQ_PENALTY = 0.8
-
-EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.Utf8(),
-    "ts": pl.Datetime("us", "UTC"),
-    "source": pl.Utf8(),
-    "category": pl.Utf8(),
-    "text": pl.Utf8(),
-    "url": pl.Utf8(),
-    "kind": pl.Utf8(),
-    "ingested_from": pl.Utf8(),
-}
-
-POLICY_FEATURE_COLUMNS: list[tuple[str, pl.DataType]] = [
-    ("trump_action_prob", pl.Float64()),
-    ("trump_expected_zl_move", pl.Float64()),
-    ("trump_score", pl.Float64()),
-    ("trump_score_signed", pl.Float64()),
-    ("trump_confidence", pl.Float64()),
-    ("trump_sentiment_7d", pl.Float64()),
-    ("trump_tariff_intensity", pl.Float64()),
-    ("trump_procurement_alert", pl.Boolean()),
-    ("trump_mentions", pl.Int64()),
-    ("trumpxi_china_mentions", pl.Int64()),
-    ("trumpxi_sentiment_volatility", pl.Float64()),
-    ("trumpxi_policy_impact", pl.Float64()),
-    ("trumpxi_volatility_30d_ma", pl.Float64()),
-    ("trump_soybean_sentiment_7d", pl.Float64()),
-    ("policy_trump_topic_multiplier", pl.Float64()),
-    ("policy_trump_recency_decay", pl.Float64()),
-]
-POLICY_FEATURE_NAMES: list[str] = [name for name, _ in POLICY_FEATURE_COLUMNS]
-
-# --- keyword vocabularies (POLICY_FEATURES.md, verbatim) ---------------------------------------------
-BULLISH_WORDS: tuple[str, ...] = (
-    "biofuel", "ethanol", "biodiesel", "renewable", "mandate", "rfs", "china purchase", "purchase", "buy",
-    "deal", "agreement", "trade deal", "export", "demand", "strong", "growth",
-)  # fmt: skip
-BEARISH_WORDS: tuple[str, ...] = (
-    "tariff", "tax", "ban", "restriction", "sanction", "war", "conflict", "weak", "decline", "drop", "fall",
-    "recession", "crisis",
-)  # fmt: skip
-# threat = sum(weight * #word) over W7 direct texts
-THREAT_WEIGHTS: tuple[tuple[str, int], ...] = (
-    ("tariff", 3), ("tax", 2), ("china", 2), ("unfair", 1), ("retaliate", 3),
-)  # fmt: skip
-ACTION_PHRASES: tuple[str, ...] = ("will be", "going to", "announcing", "very soon", "big news", "stay tuned")
-TARIFF_AMPLIFIERS: tuple[tuple[str, float], ...] = (
-    ("disaster", 2.0), ("failing", 2.0), ("rigged", 1.8), ("huge", 1.5), ("tremendous", 1.5),
-    ("winning", 1.5), ("crooked", 1.4), ("fake", 1.3), ("beautiful", 1.2),
-)  # fmt: skip
-# Ordered: the first group that matches wins (on category first, then on text).
-TOPIC_MULTIPLIERS: tuple[tuple[tuple[str, ...], float], ...] = (
-    (("executive order", "policy"), 1.00),
-    (("trade", "tariff"), 0.95),
-    (("soybean", "soy oil"), 0.90),
-    (("biofuel", "energy"), 0.85),
-    (("supply", "harvest", "weather"), 0.80),
-    (("logistics",), 0.70),
-    (("macro",), 0.60),
+from chimera_assets.features.policy_events import (
+    MAX_TEXT_CHARS,
+    PolicyInputError,
+    dedupe_events,
+    load_policy_events,
+    normalised_text_expr,
 )
-TOPIC_DEFAULT = 0.75
-# Credibility tiers, tested on "source url" as tokens separated by anything but [a-z0-9]
-# (so "DTN_Policy" and "www.ft.com" match but "microsoft" does not). apnews/dtnpf are the outlets' domains.
-CREDIBILITY_TIERS: tuple[tuple[tuple[str, ...], float], ...] = (
-    (("reuters", "bloomberg", "wsj", "ft"), 0.95),
-    (("cnbc", "ap", "apnews"), 0.90),
-    (("agweb", "dtn", "dtnpf", "agriculture.com"), 0.80),
+from chimera_assets.features.policy_scoring import (
+    event_primitives,
 )
-CREDIBILITY_OFFICIAL = 1.0
-CREDIBILITY_DEFAULT = 0.5
-SOY_WORDS: tuple[str, ...] = ("soy", "soybean", "soy oil", "soybean oil", "zl", "biofuel")
-ACTION_IMPACT: dict[str, float] = {"tariff": -0.025, "storm": -0.008, "deal": 0.015}
-
-_DIRECT_SOURCE_RE = r"(?i)truth_?social"
-_OFFICIAL_SOURCE_RE = r"(?i)federal_?register"
+from chimera_assets.features.policy_vocab import (
+    ACTION_IMPACT,
+    ACTION_PHRASES,
+    BEARISH_WORDS,
+    BULLISH_WORDS,
+    CHICAGO,
+    CREDIBILITY_DEFAULT,
+    CREDIBILITY_OFFICIAL,
+    CREDIBILITY_TIERS,
+    CUTOFF_LOCAL_TIME,
+    DECAY_HOURS,
+    EVENT_SCHEMA,
+    FREQ_MIN_EVENTS,
+    FREQ_PENALTY,
+    FREQ_WINDOW,
+    MA_CALENDAR_DAYS,
+    POLICY_FEATURE_COLUMNS,
+    POLICY_FEATURE_NAMES,
+    SOY_WORDS,
+    TARIFF_AMPLIFIERS,
+    THREAT_WEIGHTS,
+    TOPIC_DEFAULT,
+    TOPIC_MULTIPLIERS,
+    W1_LENGTH,
+    W7_LENGTH,
+    word_regex,
+)
 
 _US_PER_HOUR = 3_600_000_000
-# Accepted text timestamps (after "T" -> " " and "Z" -> "+00:00"); with an offset first, then naive = UTC.
-_TS_FORMATS = (
-    "%Y-%m-%d %H:%M:%S%.f%#z",
-    "%Y-%m-%d %H:%M%#z",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
-
-
-class PolicyInputError(ValueError):
-    """A policy-events input file cannot be used; the message names the file and the reason."""
-
-
-# ======================================================================================================
-# regex helpers
-# ======================================================================================================
-def word_regex(*phrases: str) -> str:
-    """Case-insensitive regex matching any of ``phrases`` as whole words.
-
-    Word boundaries are regex ``\\b`` (so ``xi`` does not match ``taxi`` and ``tariff`` does not match
-    ``tariffs``); the words of a multiword phrase may be separated by any run of whitespace.
-    """
-    alts = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in phrases)
-    return rf"(?i)\b(?:{alts})\b"
-
-
-def _token_regex(tokens: Iterable[str]) -> str:
-    # Boundaries are consuming here (presence test only), so '_' counts as a separator, unlike \b.
-    alts = "|".join(re.escape(t) for t in tokens)
-    return rf"(?:^|[^a-z0-9])(?:{alts})(?:[^a-z0-9]|$)"
-
-
-def _count(col: str, *phrases: str) -> pl.Expr:
-    """Total hits of each phrase counted separately (overlaps count for every phrase), as Int64."""
-    return pl.sum_horizontal([pl.col(col).str.count_matches(word_regex(p)).cast(pl.Int64) for p in phrases])
-
-
-def _has(col: str, *phrases: str) -> pl.Expr:
-    return pl.col(col).str.contains(word_regex(*phrases))
-
-
-# ======================================================================================================
-# loading
-# ======================================================================================================
-def _read_file(path: Path) -> pl.DataFrame:
-    suffix = "".join(path.suffixes[-1:]).lower()
-    if not path.is_file():
-        raise PolicyInputError(f"policy events file {path}: not found or not a regular file")
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
-        if suffix == ".csv":
-            # All columns as text: timestamps are parsed below with one consistent rule.
-            return pl.read_csv(path, infer_schema=False, encoding="utf8")
-        if suffix in (".jsonl", ".ndjson"):
-            return pl.read_ndjson(path, infer_schema_length=None)
-        if suffix == ".json":
-            try:
-                return pl.read_ndjson(path, infer_schema_length=None)
-            except Exception:  # a JSON array is the other accepted .json shape
-                return pl.read_json(path, infer_schema_length=None)
-    except Exception as exc:  # every reader failure becomes one clear, file-named error
-        msg = str(exc)
-        is_text = suffix != ".parquet" and suffix != ".pq"
-        reason = (
-            "invalid UTF-8" if is_text and ("utf-8" in msg.lower() or "utf8" in msg.lower()) else "unreadable"
-        )
-        raise PolicyInputError(
-            f"policy events file {path}: {reason} ({type(exc).__name__}: {msg[:300]})"
-        ) from exc
-    raise PolicyInputError(
-        f"policy events file {path}: unsupported file type {suffix!r} "
-        "(expected .parquet, .pq, .csv, .jsonl, .ndjson, .json)"
-    )
-
-
-def _parse_ts(raw: pl.DataFrame, col: str, path: Path) -> pl.Series:
-    s = raw.get_column(col)
-    dtype = s.dtype
-    if isinstance(dtype, pl.Datetime):
-        # Naive timestamps are taken as UTC (the real exports are UTC).
-        s = s.dt.replace_time_zone("UTC") if dtype.time_zone is None else s.dt.convert_time_zone("UTC")
-        s = s.dt.cast_time_unit("us")
-    elif dtype == pl.Date:
-        s = s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    elif dtype == pl.Utf8:
-        # Row by row, not one inferred format: real files mix "Z", "+hh:mm" and naive (UTC) stamps.
-        text = s.str.strip_chars().str.replace(r"(?i)z$", "+00:00").str.replace("T", " ", literal=True)
-        parsed = pl.select(
-            pl.coalesce(
-                [
-                    pl.lit(text).str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False)
-                    for fmt in _TS_FORMATS
-                ]
-            )
-        ).to_series()
-        bad = parsed.is_null() & s.is_not_null()
-        if bad.any():
-            first = s.filter(bad)[0]
-            raise PolicyInputError(
-                f"policy events file {path}: column {col!r} has {int(bad.sum())} unparseable timestamp(s), "
-                f"first {first[:80]!r}"
-            )
-        s = parsed
-    elif dtype == pl.Null:
-        s = pl.Series(col, [None] * raw.height, dtype=pl.Datetime("us", "UTC"))
-    else:
-        raise PolicyInputError(
-            f"policy events file {path}: column {col!r} has type {dtype}, "
-            "expected a timestamp or ISO-8601 text"
-        )
-    n_null = s.null_count()
-    if n_null:
-        raise PolicyInputError(f"policy events file {path}: column {col!r} has {n_null} empty timestamp(s)")
-    return s.alias("ts")
-
-
-def _text_col(col: str | None) -> pl.Expr:
-    if col is None:
-        return pl.lit(None, dtype=pl.Utf8)
-    return pl.col(col).cast(pl.Utf8)
-
-
-def _normalise_frame(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
-    """Map one file's columns onto (ts, source, category, text, url); see the module docs for layouts."""
-    cols = {c.lower(): c for c in raw.columns}
-    ts_col = cols.get("ts") or cols.get("timestamp")
-    text_col = cols.get("text") or cols.get("title")
-    missing = [name for name, c in (("ts|timestamp", ts_col), ("text", text_col)) if c is None]
-    if "source" in cols:
-        source = pl.col(cols["source"]).cast(pl.Utf8)
-    elif "platform" in cols:
-        # social_posts layout: "twitter/ScrapeCreators_Twitter"; the platform alone if source_name is empty.
-        plat = pl.col(cols["platform"]).cast(pl.Utf8)
-        if "source_name" in cols:
-            name = pl.col(cols["source_name"]).cast(pl.Utf8)
-            source = (
-                pl.when(name.is_null() | (name.str.strip_chars() == ""))
-                .then(plat)
-                .otherwise(pl.concat_str([plat, name], separator="/"))
-            )
-        else:
-            source = plat
-    elif "source_name" in cols:
-        source = pl.col(cols["source_name"]).cast(pl.Utf8)
-    else:
-        source = None
-        missing.append("source (or platform/source_name)")
-    if missing:
-        raise PolicyInputError(
-            f"policy events file {path}: missing required column(s) {', '.join(missing)}; found {raw.columns}"
-        )
-    assert text_col is not None and source is not None and ts_col is not None
-    ts = _parse_ts(raw, ts_col, path)
-    out = raw.select(
-        source.alias("source"),
-        _text_col(cols.get("category")).alias("category"),
-        # An empty CSV field reads as NULL; an event with no words is still an event (media-only posts).
-        pl.col(text_col).cast(pl.Utf8).fill_null("").alias("text"),
-        _text_col(cols.get("url")).alias("url"),
-    ).with_columns(ts)
-    bad_source = out.get_column("source").is_null() | (out.get_column("source").str.strip_chars() == "")
-    if bad_source.any():
-        raise PolicyInputError(
-            f"policy events file {path}: {int(bad_source.sum())} row(s) have an empty source"
-        )
-    return out.with_columns(
-        pl.col("source").str.strip_chars(),
-        *[
-            pl.when(pl.col(c).str.strip_chars() == "")
-            .then(None)
-            .otherwise(pl.col(c).str.strip_chars())
-            .alias(c)
-            for c in ("category", "url")
-        ],
-        pl.lit(path.name).alias("ingested_from"),
-    )
-
-
-def normalised_text_expr(col: str = "text") -> pl.Expr:
-    """Text used for identity: NFKC, lower case, whitespace runs collapsed to one space, trimmed."""
-    return pl.col(col).str.normalize("NFKC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
-
-
-def _event_ids(frame: pl.DataFrame) -> pl.Series:
-    keys = frame.select(
-        normalised_text_expr().alias("n"),
-        pl.col("ts").dt.truncate("1m").dt.strftime("%Y-%m-%dT%H:%MZ").alias("m"),
-    )
-    # polars' hash is not stable across versions; DuckDB's sha256 is the standard digest, vectorised.
-    con = duckdb.connect()
-    try:
-        con.register("k", keys.to_arrow())
-        ids = con.sql("SELECT sha256(n || chr(31) || m) AS event_id FROM k").to_arrow_table()
-    finally:
-        con.close()
-    return pl.Series("event_id", pl.from_arrow(ids)["event_id"], dtype=pl.Utf8)
-
-
-def _kind_expr(direct_authors: Sequence[str]) -> pl.Expr:
-    direct = pl.col("source").str.contains(_DIRECT_SOURCE_RE)
-    for author in direct_authors:
-        if author.strip():
-            direct = direct | pl.col("source").str.to_lowercase().str.contains(
-                author.strip().lower(), literal=True
-            )
-    return (
-        pl.when(direct)
-        .then(pl.lit("direct"))
-        .when(pl.col("source").str.contains(_OFFICIAL_SOURCE_RE))
-        .then(pl.lit("official"))
-        .otherwise(pl.lit("commentary"))
-    )
-
-
-def dedupe_events(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per ``event_id`` (same normalised text in the same UTC minute).
-
-    The earliest ``ts`` is kept (then source, then file name), so a later copy never replaces an
-    earlier one: adding a duplicate after a cut-off cannot change anything before it.
-    """
-    sort_cols = [c for c in ("ts", "source", "ingested_from") if c in frame.columns]
-    return (
-        frame.sort(sort_cols, nulls_last=True, maintain_order=True)
-        .unique(subset="event_id", keep="first", maintain_order=True)
-        .sort(["ts", "event_id"])
-    )
-
-
-MAX_TEXT_CHARS = 1_000_000
-
-
-def _check_text_sizes(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
-    too_long = frame.filter(pl.col("text").str.len_chars() > MAX_TEXT_CHARS)
-    if too_long.height:
-        first = too_long.row(0, named=True)
-        raise PolicyInputError(
-            f"policy events file {path}: {too_long.height} text(s) longer than {MAX_TEXT_CHARS:,} characters "
-            f"(the first, at {first['ts']}, has {len(first['text']):,}); a broken export? fix or remove the file"
-        )
-    return frame
-
-
-def load_policy_events(paths: Iterable[Path | str], *, direct_authors: Sequence[str] = ()) -> pl.DataFrame:
-    """Read policy event files into one deduplicated frame with :data:`EVENT_SCHEMA` columns.
-
-    Accepted layouts (column names case-insensitive):
-
-    * generic / trump_policy_intelligence: ``ts`` or ``timestamp``, ``source``, ``text``, optional
-      ``category`` and ``url``;
-    * social_posts: ``platform`` (+ optional ``source_name``), ``title`` as the text, ``timestamp``;
-      source becomes ``"platform/source_name"``, category is NULL.
-
-    Timestamps: tz-aware values are converted to UTC, naive ones are taken as UTC, DATE values are
-    00:00 UTC, text is ISO 8601 (offsets honoured). ``kind``: ``direct`` for Truth Social sources or a
-    source containing one of ``direct_authors`` (case-insensitive), ``official`` for Federal Register
-    sources, otherwise ``commentary``. Duplicates (same normalised text in the same UTC minute) are kept
-    once. Empty text is kept as an event (``""``). Texts are never truncated: a text longer than
-    ``MAX_TEXT_CHARS`` (1,000,000 characters; real posts and orders are far below) is a broken export
-    and the file is refused.
-
-    Raises :class:`PolicyInputError` (naming the file) for a missing/unreadable/unsupported file,
-    invalid UTF-8, missing ts/text/source columns, or empty/unparseable timestamps or empty sources.
-    """
-    frames = [_check_text_sizes(_normalise_frame(_read_file(Path(p)), Path(p)), Path(p)) for p in paths]
-    frames = [f for f in frames if f.height]
-    if not frames:
-        return pl.DataFrame(schema=EVENT_SCHEMA)
-    events = pl.concat(frames, how="vertical")
-    events = events.with_columns(_event_ids(events), _kind_expr(direct_authors).alias("kind"))
-    return dedupe_events(events).select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
-
-
-# ======================================================================================================
-# per-event primitives
-# ======================================================================================================
-def _tier_expr(text: pl.Expr, tiers: Sequence[tuple[Sequence[str], float]], default: float | None) -> pl.Expr:
-    """First tier whose words occur in ``text`` gives the value; ``default`` when none does."""
-    (first_words, first_value), *rest = tiers
-    chain = pl.when(text.str.contains(word_regex(*first_words))).then(pl.lit(first_value))
-    for words, value in rest:
-        chain = chain.when(text.str.contains(word_regex(*words))).then(pl.lit(value))
-    return chain.otherwise(pl.lit(default, dtype=pl.Float64))
-
-
-def _credibility_expr() -> pl.Expr:
-    where = pl.concat_str(
-        [pl.col("source").fill_null(""), pl.col("url").fill_null("")], separator=" "
-    ).str.to_lowercase()
-    chain = pl.when(pl.col("kind") == "official").then(pl.lit(CREDIBILITY_OFFICIAL))
-    for tokens, value in CREDIBILITY_TIERS:
-        chain = chain.when(where.str.contains(_token_regex(tokens))).then(pl.lit(value))
-    return chain.otherwise(pl.lit(CREDIBILITY_DEFAULT))
-
-
-def _topic_expr() -> pl.Expr:
-    # Category tags are snake_case ("executive_order"): read '_' and '-' as spaces before matching.
-    category = pl.col("category").fill_null("").str.replace_all(r"[_\-]+", " ")
-    by_category = _tier_expr(category, TOPIC_MULTIPLIERS, None)
-    by_text = _tier_expr(pl.col("text"), TOPIC_MULTIPLIERS, None)
-    return pl.coalesce(by_category, by_text, pl.lit(TOPIC_DEFAULT))
-
-
-def _freq_penalty(frame: pl.DataFrame) -> pl.Series:
-    """0.8 where the same source has >= 3 events in [ts - 3h, ts), else 1.0; ``frame`` sorted by ts.
-
-    Strictly earlier instants only, so simultaneous events do not penalise each other and the value
-    never depends on row order.
-    """
-    n_before = (
-        pl.len()
-        .rolling(index_column="ts", period=f"{int(FREQ_WINDOW.total_seconds())}s", closed="left")
-        .over("source")
-    )
-    return frame.select(
-        pl.when(n_before >= FREQ_MIN_EVENTS).then(FREQ_PENALTY).otherwise(1.0).alias("freq_penalty")
-    ).to_series()
-
-
-def event_primitives(events: pl.DataFrame, direct_authors: Sequence[str] = ()) -> pl.DataFrame:
-    """Per-event inputs of the daily features (one row per distinct event, sorted by ts).
-
-    Adds: ``sentiment`` in [-1, 1); ``credibility``; ``topic_multiplier``; ``freq_penalty`` (0.8 or 1);
-    ``base_score`` = credibility x topic x |sentiment| x freq_penalty (score before decay);
-    ``is_direct``; ``threat`` and ``action_phrases`` (counts, used for direct texts only);
-    ``tariff_intensity`` in [0, 100); flags ``has_trump``, ``has_china_xi``, ``has_soy``.
-    Missing ``event_id`` / ``kind`` / ``category`` / ``url`` columns are derived or NULL-filled.
-    """
-    missing = [c for c in ("ts", "source", "text") if c not in events.columns]
-    if missing:
-        raise ValueError(f"policy events frame lacks column(s) {missing}")
-    ev = events
-    for c in ("category", "url"):
-        if c not in ev.columns:
-            ev = ev.with_columns(pl.lit(None, dtype=pl.Utf8).alias(c))
-    ts_dtype = ev.schema["ts"]
-    if not isinstance(ts_dtype, pl.Datetime):
-        raise ValueError(f"policy events 'ts' must be a Datetime column, got {ts_dtype}")
-    ts = pl.col("ts").dt.replace_time_zone("UTC") if ts_dtype.time_zone is None else pl.col("ts")
-    ev = ev.with_columns(
-        ts.dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
-        pl.col("text").cast(pl.Utf8).fill_null(""),
-        pl.col("source").cast(pl.Utf8),
-    )
-    if "event_id" not in ev.columns:
-        ev = ev.with_columns(_event_ids(ev))
-    if "kind" not in ev.columns:
-        ev = ev.with_columns(_kind_expr(direct_authors).alias("kind"))
-    elif direct_authors:
-        # Stored kinds were computed with the loader's author list; widen them with the caller's.
-        ev = ev.with_columns(
-            pl.when(_kind_expr(direct_authors) == "direct")
-            .then(pl.lit("direct"))
-            .otherwise(pl.col("kind"))
-            .alias("kind")
-        )
-    ev = dedupe_events(ev)
-
-    nbull = _count("text", *BULLISH_WORDS)
-    nbear = _count("text", *BEARISH_WORDS)
-    threat = pl.sum_horizontal([w * _count("text", word) for word, w in THREAT_WEIGHTS])
-    amplifier = pl.max_horizontal(
-        [pl.when(_has("text", word)).then(pl.lit(w)).otherwise(pl.lit(1.0)) for word, w in TARIFF_AMPLIFIERS]
-    )
-    t = 0.8 * (8 * _count("text", "tariff") + 9 * _count("text", "trade war")) * amplifier
-    ev = ev.with_columns(
-        ((nbull - nbear) / (nbull + nbear + 1)).cast(pl.Float64).alias("sentiment"),
-        _credibility_expr().alias("credibility"),
-        _topic_expr().alias("topic_multiplier"),
-        _freq_penalty(ev),
-        (pl.col("kind") == "direct").alias("is_direct"),
-        threat.cast(pl.Int64).alias("threat"),
-        _count("text", *ACTION_PHRASES).alias("action_phrases"),
-        ((t / 50.0).tanh() * 100.0).alias("tariff_intensity"),
-        _has("text", "trump").alias("has_trump"),
-        _has("text", "china", "xi").alias("has_china_xi"),
-        _has("text", *SOY_WORDS).alias("has_soy"),
-    )
-    return ev.with_columns(
-        (
-            pl.col("credibility")
-            * pl.col("topic_multiplier")
-            * pl.col("sentiment").abs()
-            * pl.col("freq_penalty")
-        ).alias("base_score")
-    )
 
 
 # ======================================================================================================
@@ -726,16 +288,42 @@ def policy_feature_struct_dtype() -> pl.Struct:
     return pl.Struct([pl.Field(n, t) for n, t in POLICY_FEATURE_COLUMNS])
 
 
+# The names of the split-out modules stay importable from here (policy_vocab, policy_events,
+# policy_scoring), so importers did not change.
 __all__ = [
+    "ACTION_IMPACT",
+    "ACTION_PHRASES",
+    "BEARISH_WORDS",
+    "BULLISH_WORDS",
+    "CHICAGO",
+    "CREDIBILITY_DEFAULT",
+    "CREDIBILITY_OFFICIAL",
+    "CREDIBILITY_TIERS",
+    "CUTOFF_LOCAL_TIME",
+    "DECAY_HOURS",
     "EVENT_SCHEMA",
+    "FREQ_MIN_EVENTS",
+    "FREQ_PENALTY",
+    "FREQ_WINDOW",
+    "MAX_TEXT_CHARS",
+    "MA_CALENDAR_DAYS",
     "POLICY_FEATURE_COLUMNS",
     "POLICY_FEATURE_NAMES",
     "PolicyInputError",
+    "SOY_WORDS",
+    "TARIFF_AMPLIFIERS",
+    "THREAT_WEIGHTS",
+    "TOPIC_DEFAULT",
+    "TOPIC_MULTIPLIERS",
+    "W1_LENGTH",
+    "W7_LENGTH",
     "compute_policy_features",
     "cutoff_instant",
+    "dedupe_events",
     "event_primitives",
     "first_covered_trade_date",
     "load_policy_events",
+    "normalised_text_expr",
     "policy_feature_struct_dtype",
     "word_regex",
 ]

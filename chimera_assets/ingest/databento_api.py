@@ -21,11 +21,15 @@ What this adds on top of the client:
 
 Times: every ``start``/``end`` is UTC; a ``date`` means 00:00 UTC; a naive ``datetime`` is UTC;
 ``end`` is exclusive (Databento's convention).
+
+Layout: errors, :func:`redact` and the key holder live in
+:mod:`chimera_assets.ingest.databento_errors`, :func:`plan_chunks` and :class:`Chunk` in
+:mod:`chimera_assets.ingest.databento_chunks`; this module holds the client wrapper and re-exports
+their public names.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
 import os
@@ -33,204 +37,36 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from chimera_assets.ingest.databento_chunks import (
+    DEFAULT_DATASET,
+    Chunk,
+    _utc,
+    infer_stype_in,
+    plan_chunks,
+)
+from chimera_assets.ingest.databento_errors import (
+    _LOG_FILTER,
+    DatabentoApiError,
+    DatabentoAuthError,
+    DatabentoCostLimitExceeded,
+    DatabentoKeyMissingError,
+    DatabentoRequestError,
+    DatabentoRetryExhausted,
+    _Secret,
+    redact,
+)
+
 logger = logging.getLogger(__name__)
+logger.addFilter(_LOG_FILTER)
 
 API_KEY_ENV = "DATABENTO_API_KEY"
 GATEWAY_ENV = "DATABENTO_GATEWAY"
-DEFAULT_DATASET = "GLBX.MDP3"
 _LOOPBACK_PREFIXES = ("http://127.0.0.1", "http://localhost")
-_REDACTED = "<redacted:DATABENTO_API_KEY>"
 _PATCH_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------------------------------
-# Errors and redaction
-# --------------------------------------------------------------------------------------------------
-
-
-class DatabentoApiError(RuntimeError):
-    """Base class of the errors this module raises (messages are always redacted)."""
-
-
-class DatabentoAuthError(DatabentoApiError):
-    """The API key is missing, or the API rejected it (HTTP 401/403)."""
-
-
-class DatabentoKeyMissingError(DatabentoAuthError):
-    """No API key configured (``DATABENTO_API_KEY`` unset or blank)."""
-
-
-class DatabentoRequestError(DatabentoApiError):
-    """A non-retryable client error (HTTP 4xx other than 401/403/408/429): fix the request."""
-
-    def __init__(self, message: str, http_status: int | None = None):
-        super().__init__(message)
-        self.http_status = http_status
-
-
-class DatabentoRetryExhausted(DatabentoApiError):
-    """A retryable failure persisted through every attempt."""
-
-    def __init__(self, message: str, attempts: int, last_status: int | None = None):
-        super().__init__(message)
-        self.attempts = attempts
-        self.last_status = last_status
-
-
-class DatabentoCostLimitExceeded(DatabentoApiError):
-    """The estimated cost of a pull is above the configured ``max_cost_usd``."""
-
-
-def redact(text: object, secret: str | None) -> str:
-    """``str(text)`` with every occurrence of ``secret`` (and of its HTTP Basic-auth base64 forms)
-    replaced by ``<redacted:DATABENTO_API_KEY>``. A None/empty secret returns the text unchanged.
-
-    The base64 forms matter because a Basic ``Authorization`` header carries ``base64(key + ":")``:
-    a debug dump of request headers would otherwise leak the key in encoded form.
-    """
-    s = str(text)
-    if not secret:
-        return s
-    forms = {secret}
-    for raw in (f"{secret}:", secret):
-        enc = base64.b64encode(raw.encode()).decode()
-        forms.add(enc)
-        forms.add(enc.rstrip("="))
-    for f in sorted(forms, key=len, reverse=True):
-        if len(f) >= 4:  # never "redact" trivially short fragments out of normal text
-            s = s.replace(f, _REDACTED)
-    return s
-
-
-class _RedactingFilter(logging.Filter):
-    """Logging filter that scrubs every known key from a record's rendered message (defence in
-    depth: our messages are already built from redacted text)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        msg = clean = record.getMessage()
-        for secret in self.secrets:
-            clean = redact(clean, secret)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
-
-
-_LOG_FILTER = _RedactingFilter()
-logger.addFilter(_LOG_FILTER)
-
-
-class _Secret:
-    """Holds the key; its str/repr never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "_Secret(<redacted>)"
-
-    __str__ = __repr__
-
-
-# --------------------------------------------------------------------------------------------------
-# Chunk planning
-# --------------------------------------------------------------------------------------------------
-
-
-def _utc(x: dt.date | dt.datetime | str) -> dt.datetime:
-    """date -> 00:00 UTC; naive datetime -> UTC; aware -> converted to UTC; ISO string parsed."""
-    if isinstance(x, str):
-        x = (
-            dt.datetime.fromisoformat(x.replace("Z", "+00:00"))
-            if "T" in x or " " in x
-            else dt.date.fromisoformat(x)
-        )
-    if isinstance(x, dt.datetime):
-        return x.replace(tzinfo=dt.UTC) if x.tzinfo is None else x.astimezone(dt.UTC)
-    return dt.datetime(x.year, x.month, x.day, tzinfo=dt.UTC)
-
-
-def infer_stype_in(series: str) -> str:
-    """Databento ``stype_in`` of a series symbol: ``ZL.v.0`` -> continuous, ``ZL.FUT`` -> parent,
-    a pure integer -> instrument_id, anything else (``ZLZ5``) -> raw_symbol."""
-    parts = series.split(".")
-    if len(parts) == 3 and parts[1] in ("c", "n", "v") and parts[2].isdigit():
-        return "continuous"
-    if len(parts) == 2 and parts[1] in ("FUT", "OPT"):
-        return "parent"
-    if series.isdigit():
-        return "instrument_id"
-    return "raw_symbol"
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One API request of a backfill: a single series over [start, end) (UTC, end exclusive),
-    never crossing a calendar month. ``chunk_id`` is stable, for the load ledger."""
-
-    dataset: str
-    schema: str
-    series: str
-    stype_in: str
-    start: dt.datetime
-    end: dt.datetime
-
-    @property
-    def chunk_id(self) -> str:
-        return (
-            f"{self.dataset}|{self.schema}|{self.series}|{self.start:%Y%m%dT%H%M%S}|{self.end:%Y%m%dT%H%M%S}"
-        )
-
-    @property
-    def file_name(self) -> str:
-        """Suggested destination name, e.g. ``glbx-mdp3-ZL.v.0-ohlcv-1h-20240101-20240131.dbn.zst``
-        (last day inclusive, like portal batch names)."""
-        last = (self.end - dt.timedelta(microseconds=1)).date()
-        ds = self.dataset.lower().replace(".", "-")
-        return f"{ds}-{self.series}-{self.schema}-{self.start:%Y%m%d}-{last:%Y%m%d}.dbn.zst"
-
-
-def plan_chunks(
-    series: Sequence[str],
-    start: dt.date | dt.datetime | str,
-    end: dt.date | dt.datetime | str,
-    *,
-    dataset: str = DEFAULT_DATASET,
-    schema: str = "ohlcv-1h",
-    stype_in: str | None = None,
-) -> list[Chunk]:
-    """Cut [start, end) into requests by calendar month (UTC) and series, in time-then-series order.
-
-    The first and last chunks are partial months when start/end are not month boundaries.
-    ``stype_in`` defaults to :func:`infer_stype_in` of each series. Duplicate series are requested
-    once. Empty when end <= start.
-    """
-    lo, hi = _utc(start), _utc(end)
-    out: list[Chunk] = []
-    cur = lo
-    uniq = list(dict.fromkeys(series))
-    while cur < hi:
-        nxt = dt.datetime(cur.year + (cur.month == 12), cur.month % 12 + 1, 1, tzinfo=dt.UTC)
-        stop = min(nxt, hi)
-        for s in uniq:
-            out.append(Chunk(dataset, schema, s, stype_in or infer_stype_in(s), cur, stop))
-        cur = stop
-    return out
 
 
 # --------------------------------------------------------------------------------------------------

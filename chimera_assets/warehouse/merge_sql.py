@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from chimera_assets.schemas import TableSpec, check_identifier
@@ -52,9 +53,18 @@ def slice_predicate(spec: TableSpec, slice_: Slice, alias: str, d: Dialect) -> t
 
 
 def merge_statement(
-    spec: TableSpec, target: str, staging: str, slice_: Slice | None, d: Dialect
+    spec: TableSpec,
+    target: str,
+    staging: str,
+    slice_: Slice | None,
+    d: Dialect,
+    bounds: tuple[date, date] | None = None,
 ) -> tuple[str, list[tuple[str, Any]]]:
-    """The MERGE text and its parameters. ``target``/``staging`` are already-quoted table names."""
+    """The MERGE text and its parameters. ``target``/``staging`` are already-quoted table names.
+
+    ``bounds`` (first, last date of the staged rows; only without a slice) bounds the match on the
+    target's date column, so an upsert reads only the partitions it can touch and satisfies BigQuery's
+    ``require_partition_filter``; it deletes nothing."""
     q = d.quote
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in spec.key)
     cols = spec.column_names
@@ -67,6 +77,10 @@ def merge_statement(
         # prune the target's partitions instead of scanning the whole table.
         if not slice_.everything:
             on = f"{on} AND {pred}"
+    elif bounds is not None and spec.date_column is not None:
+        col = d.quote(spec.date_column)
+        on = f"{on} AND t.{col} BETWEEN {d.param(0, 'b0')} AND {d.param(1, 'b1')}"
+        params = [("b0", bounds[0]), ("b1", bounds[1])]
     sql = f"MERGE INTO {target} AS t USING {staging} AS s ON {on}\n"
     if sets:
         sql += f"WHEN MATCHED THEN UPDATE SET {sets}\n"

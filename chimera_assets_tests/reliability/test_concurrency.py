@@ -128,9 +128,6 @@ def test_a_run_blocked_by_a_held_lock_fails_clearly_changes_nothing_and_succeeds
     holder.wait_until(lambda: (tmp_path / "held").exists(), 60, "the lock")
     try:
         monkeypatch.setattr(DuckDBWarehouse.__init__, "__defaults__", (0.3,))
-        from chimera_assets import io_manager
-
-        monkeypatch.setattr(io_manager, "_WAREHOUSES", {})
         t0 = time.monotonic()
         res = run_range([H1, SB], START, END, "ZL", "MES", raise_on_error=False)
         assert not res.success and time.monotonic() - t0 < 30

@@ -1,0 +1,133 @@
+"""The quality rule registry (name, severity, blocking), the thresholds (``QualityConfig``) and the
+result type (``CheckOutcome``). Explicit: adding a rule means adding it to ``RULES`` here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+MAX_OFFENDING_KEYS = 20
+PARTITION = "partition"
+OHLC = ("open", "high", "low", "close")
+
+
+class Severity(StrEnum):
+    ERROR = "ERROR"
+    WARN = "WARN"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    severity: Severity
+    blocking: bool
+    description: str
+
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("keys_not_null", Severity.ERROR, True, "Required columns (the key and NOT NULL columns) are never NULL."),
+        Rule("no_duplicate_keys", Severity.ERROR, True, "No two rows share the table's key."),
+        Rule(
+            "ohlc_consistent", Severity.ERROR, True,
+            "low <= open <= high, low <= close <= high and volume >= 0 (NULL prices are not compared).",
+        ),
+        Rule(
+            "regime_coverage", Severity.ERROR, True,
+            "Every row has a regime (name and weight non-NULL, regime_name equal to regime.name): 100% coverage.",
+        ),
+        Rule(
+            "struct_members_present", Severity.ERROR, False,
+            "Every STRUCT column has every declared member with its type, and no STRUCT value is NULL.",
+        ),
+        Rule(
+            "no_missing_sessions", Severity.WARN, False,
+            "Every session the root's CME calendar (pandas_market_calendars) expects has a session bar.",
+        ),
+        Rule(
+            "flips_and_thin_sessions", Severity.WARN, False,
+            "No one-day contract flip (A -> B -> A) and no thin session (volume < ratio x median of the "
+            "previous sessions).",
+        ),
+        Rule(
+            "no_outlier_returns", Severity.WARN, False,
+            "|log return of the session close| <= k x daily vol (previous session's rv20 / sqrt(252)); "
+            "returns across a contract change are not compared.",
+        ),
+        Rule(
+            "matrix_freshness", Severity.WARN, False,
+            "The latest matrix date of each root lags the latest closed CME session by at most N sessions.",
+        ),
+    )
+}
+HARD_RULES = ("keys_not_null", "no_duplicate_keys", "ohlc_consistent", "regime_coverage")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds. Environment overrides: CHIMERA_QUALITY_OUTLIER_K, CHIMERA_QUALITY_THIN_RATIO,
+    CHIMERA_QUALITY_THIN_WINDOW, CHIMERA_QUALITY_FRESHNESS_LAG, CHIMERA_QUALITY_PER_PARTITION_LIMIT,
+    CHIMERA_QUALITY_AS_OF (ISO instant used as "now" by the freshness rule)."""
+
+    outlier_k: float = 6.0
+    thin_ratio: float = 0.2
+    thin_window: int = 20
+    thin_min_prior: int = 5
+    # A thin session on a calendar early close (holiday hours) is expected: not reported, only counted.
+    thin_ignore_early_close: bool = True
+    freshness_max_lag: int = 3
+    # Dagster range runs up to this many partitions get one evaluation per partition; larger ones one
+    # summary evaluation plus one per failing partition (see docs/data_quality.md).
+    per_partition_limit: int = 50
+    as_of: datetime | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> QualityConfig:
+        env = os.environ if env is None else env
+
+        def num(name: str, cast, default):
+            raw = env.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = cast(raw)
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from exc
+            if value <= 0:
+                raise ValueError(f"{name}={raw!r} must be positive")
+            return value
+
+        as_of = None
+        if env.get("CHIMERA_QUALITY_AS_OF"):
+            as_of = datetime.fromisoformat(env["CHIMERA_QUALITY_AS_OF"])
+            if as_of.tzinfo is None:
+                as_of = as_of.replace(tzinfo=UTC)
+        return cls(
+            outlier_k=num("CHIMERA_QUALITY_OUTLIER_K", float, cls.outlier_k),
+            thin_ratio=num("CHIMERA_QUALITY_THIN_RATIO", float, cls.thin_ratio),
+            thin_window=num("CHIMERA_QUALITY_THIN_WINDOW", int, cls.thin_window),
+            freshness_max_lag=num("CHIMERA_QUALITY_FRESHNESS_LAG", int, cls.freshness_max_lag),
+            per_partition_limit=num("CHIMERA_QUALITY_PER_PARTITION_LIMIT", int, cls.per_partition_limit),
+            as_of=as_of,
+        )
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One rule's result over a set of rows (a partition, a run's partitions or a whole table)."""
+
+    rule: str
+    passed: bool
+    severity: Severity
+    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def offending_keys(self) -> list[dict[str, Any]]:
+        return list(self.metadata.get("offending_keys", []))

@@ -1,0 +1,108 @@
+"""The training tables of the real batch (ZL and MES, 2024-01..2025-12): the card the materialization
+records, the 1d kept share, the leakage check (passes; an injected next-close feature is blocked) and
+the export round trip.
+
+The real batch holds 2024-2025 only, so every row is in the test split and val (2023) is empty here;
+the >= 95 % rule for all three splits is also tested on a synthetic 2021-2025 frame through the same
+function (test_training_set.py::test_1d_horizon_keeps_at_least_95_percent_of_each_split_on_a_multi_year_frame).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from chimera_assets import checks
+from chimera_assets.cli import main as cli_main
+from chimera_assets.definitions import build_definitions
+from chimera_assets.leakage import THRESHOLDS, leakage_report
+from chimera_assets.runner import frame_hash, run_graph
+from chimera_assets.schemas import training_table
+from chimera_assets.training_card import kept_rows
+from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
+from chimera_assets_tests.conftest import shared_data
+from chimera_assets_tests.test_training_set import _expected, audits_registered
+from chimera_assets_tests.training_frames import inject_next_close_leak
+
+ROOTS = ["ZL", "MES"]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    batch, policy = shared_data("databento-batch"), shared_data("policy-events")
+    home = tmp_path_factory.mktemp("training_real")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHIMERA_HOME", str(home))
+    mp.setenv("CHIMERA_LANDING_DIR", str(batch))
+    mp.setenv("CHIMERA_POLICY_DIR", str(policy))
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        wh = get_warehouse()
+        lines: list[str] = []
+        summary = run_graph(build_definitions(), date(2024, 1, 1), date(2025, 12, 15), ROOTS, instance, wh,
+                            progress=lines.append)
+        assert summary.success, "\n".join(lines)
+    finally:
+        mp.undo()
+    return wh, instance, home
+
+
+def test_real_card_shows_kept_val_and_test_rows_per_horizon_and_1d_keeps_95_percent(real):
+    wh, instance, _ = real
+    for root in ROOTS:
+        spec = training_table(root)
+        (rec,) = instance.fetch_materializations(dg.AssetKey(["training", spec.name]), limit=1).records
+        card = rec.asset_materialization.metadata["training_set_card"].value
+        frame = wh.read(spec)
+        n = frame.height
+        assert n > 450
+        lines = card.splitlines()
+        assert "| split | rows | 1d | 1w | 1m | 3m | 6m | 12m |" in lines
+        assert "| val | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in lines  # the batch has no 2023 session
+        test_line = next(x for x in lines if x.startswith("| test |"))
+        # 2024-2025 is one split: no window crosses a boundary, every row is kept for every horizon.
+        assert test_line.startswith(f"| test | {n} | {n} / {n - 1} (100.0%) | {n} / {n - 5} (100.0%) |")
+        one_day = kept_rows(frame).filter(pl.col("horizon") == "1d", pl.col("rows") > 0)
+        assert one_day["split"].to_list() == ["test"]
+        assert (one_day["kept_fraction"] >= 0.95).all()
+        assert rec.asset_materialization.metadata["kept_rows"].value["test/1d"] == n
+
+
+def test_leakage_check_passes_on_real_data_and_blocks_an_injected_next_close_feature(real):
+    wh, instance, _ = real
+    for root in ROOTS:
+        spec = training_table(root)
+        key = dg.AssetKey(["training", spec.name])
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(key, "no_target_leakage")])[dg.AssetCheckKey(key, "no_target_leakage")]
+        evaluation = record.event.dagster_event.event_specific_data
+        assert evaluation.passed and evaluation.metadata["published"].value is True
+        frame = wh.read(spec)
+        honest = leakage_report(frame)
+        assert honest.passed
+        worst = honest.metadata()
+        # The calibration figures of docs/matrix.md: real features stay well below the thresholds.
+        assert abs(worst["worst_rho"]) < THRESHOLDS[worst["worst_target"]] - 0.05, worst
+
+        leaked = leakage_report(inject_next_close_leak(frame))
+        assert not leaked.passed
+        hit = leaked.offenders.row(0, named=True)
+        assert (hit["feature"], hit["target"], hit["split"]) == ("distance_to_P", "target_1d", "test")
+        assert abs(hit["rho"]) > 0.5
+
+        before = frame_hash(wh.read(spec))
+        with audits_registered(), pytest.raises(AuditFailed, match="target leakage"):
+            wh.merge(spec, inject_next_close_leak(frame), Slice.whole_table(), audit=checks.audit_for(spec))
+        assert frame_hash(wh.read(spec)) == before
+
+
+def test_real_export_round_trips(real, tmp_path, monkeypatch, capsys):
+    wh, _, home = real
+    monkeypatch.setenv("CHIMERA_HOME", str(home))
+    out = tmp_path / "zl_1m.parquet"
+    assert cli_main(["export", "--root", "ZL", "--horizon", "1m", "--split", "test", "--out", str(out)]) == 0
+    assert "year 2025 (2/2)" in capsys.readouterr().err
+    assert pl.read_parquet(out).equals(_expected(wh.read(training_table("ZL")), "1m", "test"))
