@@ -321,9 +321,9 @@ def worker_ingest(task: dict) -> dict:
         dates = sorted(by_date)
         for i in range(0, len(dates), chunk):
             ctx.partition_keys = [k for d in dates[i : i + chunk] for k in by_date[d]]
-            ingest_partitions(ctx, OHLCV_1M, "ohlcv-1m", DatabentoSource(mode="landing"), wh)
+            list(ingest_partitions(ctx, OHLCV_1M, "ohlcv-1m", DatabentoSource(mode="landing"), wh))
     else:
-        ingest_partitions(ctx, OHLCV_1M, "ohlcv-1m", DatabentoSource(mode="landing"), wh)
+        list(ingest_partitions(ctx, OHLCV_1M, "ohlcv-1m", DatabentoSource(mode="landing"), wh))
     secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = wh.sql('SELECT count(*) AS n FROM "market_data"."databento_futures_ohlcv_1m"')["n"][0]
     dup = wh.sql(

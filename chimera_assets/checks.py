@@ -446,7 +446,10 @@ def build_checks(partitioned: bool | None = None) -> list[dg.AssetChecksDefiniti
     """Every quality check: one per checked table, matrix freshness, column-schema changes.
     ``partitioned`` defaults to ``CHIMERA_PARTITIONED_CHECKS`` (see ``table_checks``)."""
     part = partitioned_checks_enabled() if partitioned is None else partitioned
-    return [*(table_checks(s, part) for s in audited_tables()), matrix_freshness, *schema_change_checks()]
+    from chimera_assets.stale_sources_check import stale_source_checks
+
+    return [*(table_checks(s, part) for s in audited_tables()), matrix_freshness, *schema_change_checks(),
+            *stale_source_checks()]
 
 
 def summarise_evaluations(evaluations) -> tuple[int, list[str], list[str]]:

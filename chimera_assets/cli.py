@@ -4,6 +4,7 @@
     chimera run --start 2024-01-02 --end 2025-12-12 --roots ZL,MES --landing-dir ../shared/data/databento-batch
     chimera run ... --api            # the Databento Historical API (DATABENTO_API_KEY)
     chimera bigquery migrate-partitioning [--apply]   # DAY -> MONTH partitioned BigQuery tables
+    chimera prune [--apply]          # list (default) / remove raw rows whose source files are gone
     chimera ui [--port 3000]         # the Dagster UI on the same instance, http://127.0.0.1:3000
 
 Runs are recorded in the persistent Dagster instance at ``$DAGSTER_HOME`` (default
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chimera_assets.warehouse.bigquery_migrate import add_parser as add_bigquery_parser
 
     add_bigquery_parser(sub)  # chimera bigquery migrate-partitioning [--apply]
+    from chimera_assets.ingest.prune_cli import add_prune_parser
+
+    add_prune_parser(sub)
     return p
 
 
@@ -200,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         from chimera_assets.warehouse.bigquery_migrate import cli_main as bigquery_main
 
         return bigquery_main(args)
+    if args.command == "prune":
+        from chimera_assets.ingest.prune_cli import cmd_prune
+
+        return cmd_prune(args)
     return EXIT_USAGE
 
 

@@ -252,6 +252,44 @@ def read_dbn_metadata(path: str | Path) -> DbnInfo:
     )
 
 
+# Upper bounds of records per instrument, used by :func:`record_bound`. OHLCV: one bar per
+# instrument per interval at most. Statistics and definitions have no fixed grid: these are generous
+# per instrument-day ceilings (real GLBX files carry tens of statistics and a few definitions per
+# instrument and day).
+_BAR_SECONDS = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}
+_PER_INSTRUMENT_DAY = {"statistics": 5_000, "definition": 500}
+#: Floor of every bound: a tiny header never refuses a small file.
+MIN_RECORD_BOUND = 100_000
+
+
+def record_bound(meta) -> int | None:
+    """The most records a file with this DBN header can honestly hold (None: no bound derivable).
+
+    Derived from the header alone, so it is known before any record is decompressed: the request
+    window [start, end), the instruments the symbology maps (distinct instrument ids in
+    ``mappings``, else the number of requested symbols) and the schema's grid (one bar per
+    instrument per interval for OHLCV; per instrument-day ceilings for statistics/definitions),
+    times 2 for slack, at least ``MIN_RECORD_BOUND``. A zstd bomb (a tiny file expanding to GBs of
+    records) exceeds it after one chunk, so decoding stops with bounded memory.
+    """
+    start, end = getattr(meta, "start", None), getattr(meta, "end", None)
+    if start is None or end is None or int(end) >= int(UNDEF_TIMESTAMP) or int(end) <= int(start):
+        return None
+    ids: set[str] = set()
+    for intervals in (getattr(meta, "mappings", None) or {}).values():
+        ids.update(str(iv["symbol"]) for iv in intervals)
+    n_inst = max(len(ids), len(getattr(meta, "symbols", None) or []), 1)
+    span_s = (int(end) - int(start)) / 1e9
+    schema = _enum_str(meta.schema)
+    if schema in _BAR_SECONDS:
+        per_inst = span_s / _BAR_SECONDS[schema] + 2
+    else:
+        per_inst = (span_s / 86400 + 2) * _PER_INSTRUMENT_DAY.get(schema or "", 5_000)
+    limit = int(meta.limit) if getattr(meta, "limit", None) else None
+    bound = max(MIN_RECORD_BOUND, int(2 * n_inst * per_inst))
+    return min(bound, max(limit, MIN_RECORD_BOUND)) if limit else bound
+
+
 def count_dbn_records(path: str | Path, chunk_rows: int = 1_000_000) -> int:
     """Number of records in a DBN file, reading every record (validates the whole body).
 
@@ -263,12 +301,16 @@ def count_dbn_records(path: str | Path, chunk_rows: int = 1_000_000) -> int:
 
     path = Path(path)
     store, _ = _open_store(path)
+    bound = record_bound(store.metadata)
     n = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", BentoWarning)
-            for arr in store.to_ndarray(count=chunk_rows):
+            for arr in store.to_ndarray(count=chunk_rows if bound is None else min(chunk_rows, max(bound // 4, 10_000))):
                 n += len(arr)
+                if bound is not None and n > bound:
+                    raise DbnDecodeError(f"{path}: more than {bound:,} records, the most its header allows; "
+                                         "refused as a decompression bomb or a corrupt header")
     except BentoWarning as exc:
         raise DbnDecodeError(f"{path}: truncated DBN file ({exc})") from exc
     except (BentoError, DBNError, OSError, ValueError) as exc:
@@ -724,6 +766,11 @@ def iter_decoded_chunks(
             "be given a root; pass instrument_roots (e.g. from definitions)"
         )
     build = _builder(schema)
+    bound = record_bound(meta)
+    # A chunk is decompressed before it can be counted: keep chunks small enough that one chunk
+    # beyond the bound stays cheap (1M OHLCV records are ~56 MB).
+    if bound is not None:
+        chunk_rows = min(chunk_rows, max(bound // 4, 10_000))
     produced = False
     try:
         records = iter(store.to_ndarray(count=chunk_rows))
@@ -739,6 +786,12 @@ def iter_decoded_chunks(
             if len(arr) == 0:
                 continue
             stats.records_read += len(arr)
+            if bound is not None and stats.records_read > bound:
+                raise DbnDecodeError(
+                    f"{path}: more than {bound:,} records, the most its header allows ({schema}, "
+                    f"{meta.start}..{meta.end} ns, {len(meta.symbols or [])} symbol(s)); refused as a "
+                    "decompression bomb or a corrupt header"
+                )
             df = build(arr, schema, mapping, roots, stats)
             stats.rows_out += df.height
             produced = True

@@ -233,7 +233,7 @@ def test_bad_raw_bars_stop_session_bars_and_matrix(tmp_path, monkeypatch):
     landing = shared_data("databento-batch")
     db = tmp_path / "wh.duckdb"
     instance = dg.DagsterInstance.ephemeral()
-    import chimera_assets.assets.market_data as market_data
+    import chimera_assets.ingest.execute as market_data  # the raw assets' executor builds the frames
 
     real_build = market_data.build_raw_frame
 

@@ -29,6 +29,7 @@ from chimera_assets.sensors import (
     SAFETY_NET_NAME,
     raw_key,
 )
+from chimera_assets_tests.dagster_helpers import run_range
 from chimera_assets_tests.fake_databento_gateway import FakeDatabentoGateway
 
 H1 = raw_key("ohlcv-1h")
@@ -114,11 +115,11 @@ def landing_ticker(repo, landing):
     )
 
 
-# A file over UTC days 2024-03-01 .. 2024-03-08 holds trade dates Mar 4..8 completely, and the edges
-# partly: Mar 1 (its evening session of Feb 29 is not in it) and Mon Mar 11 (Friday-evening bars
-# after the close belong to the next Monday). The raw asset writes complete and partial partitions,
-# so the sensor requests all of them: 7 dates x 2 roots of ohlcv-1h.
-FILE_DATES = weekday_dates(date(2024, 3, 1), date(2024, 3, 11))
+# A file over UTC days 2024-03-01 .. 2024-03-08 holds records of trade dates Mar 1 (its first bars,
+# from 00:00 UTC, are Mar 1's evening session; the Feb 29 evening part is not in it) to Mar 8. Coverage
+# comes from the records, not the header period: the Friday evening has no session, so Mon Mar 11 is not
+# covered. The sensor requests exactly those: 6 dates x 2 roots of ohlcv-1h.
+FILE_DATES = weekday_dates(date(2024, 3, 1), date(2024, 3, 8))
 COMPLETE_DATES = weekday_dates(date(2024, 3, 4), date(2024, 3, 8))
 
 
@@ -135,13 +136,13 @@ def test_new_file_requests_exactly_its_partitions_once(landing_ticker, landing):
     requests, _ = landing_ticker.tick()
     assert requested_partitions(requests) == expected(H1, FILE_DATES, ["ZL", "MES"])
     raw = [rr for rr in requests if rr.job_name == RAW_JOB_NAME]
-    assert len(raw) == 1  # one range run: 7 dates x 2 neighbouring roots
+    assert len(raw) == 1  # one range run: 6 dates x 2 neighbouring roots
     # ... and, beside it, the policy features of those trade dates (none exist yet): one range run
     assert policy_dates(requests) == {d.isoformat() for d in FILE_DATES}
     assert len(requests) == 2
     rr = raw[0]
     assert rr.asset_selection == [H1] and rr.tags[RANGE_START] == "2024-03-01|ZL"
-    assert rr.tags[RANGE_END] == "2024-03-11|MES" and rr.run_key
+    assert rr.tags[RANGE_END] == "2024-03-08|MES" and rr.run_key
     assert rr.tags["chimera/files"] == path.name
     # the same file on the next ticks: nothing
     for _ in range(2):
@@ -193,11 +194,14 @@ def test_file_renamed_into_place_is_registered_at_once(landing_ticker, landing):
     assert requested_partitions(requests) == expected(H1, FILE_DATES, ["MES"])
 
 
-def test_already_loaded_content_is_recorded_skipped_unchanged_and_not_requested(landing_ticker, landing, tmp_path):
+def test_already_loaded_content_is_recorded_skipped_unchanged_and_not_requested(
+    landing_ticker, landing, tmp_path, monkeypatch
+):
     src = _write_week(tmp_path / "elsewhere")
+    with monkeypatch.context() as mp:  # loaded for real, from another directory, for every date and root
+        mp.setenv("CHIMERA_LANDING_DIR", str(src.parent))
+        assert run_range([H1], "2024-03-01", "2024-03-11", "ZL", "MES").success
     wh = WarehouseResource().get()
-    ledger.record(wh, [dict(source_kind="file", schema="ohlcv-1h", status="loaded", file_path=str(src),
-                            content_sha256=ledger.file_sha256(src))])
     copy = landing / "copy-of-the-same-file.dbn.zst"
     shutil.copy2(src, copy)
     landing_ticker.tick()

@@ -1,9 +1,10 @@
 """``market_data.*``: raw Databento OHLCV, statistics and definitions, partitioned by date x root.
 
-Each asset reads the DBN files (landing directory or API chunks) that cover the requested
-partitions and MERGEs their rows into its table, for exactly the partitions the files cover
-completely. Every file used leaves a ledger row in ``ops.databento_load_state``; a file that fails
-to decode leaves a ``failed`` row, raises one error naming it, and writes nothing.
+Each asset plans its load (:mod:`chimera_assets.ingest.plan`: which requested partitions to load from
+which files, which to skip and why) and executes it (:mod:`chimera_assets.ingest.execute`): an upsert
+of the planned partitions' rows from every file covering them, then one ledger write. A file that
+fails to decode (or is refused: other dataset, UNDEF prices, a record count beyond its header's
+bound) leaves a ``failed`` row, raises one error naming it, and writes nothing.
 """
 
 
@@ -14,27 +15,18 @@ import polars as pl
 
 from chimera_assets.checks import audit_for
 from chimera_assets.ingest import ledger
-from chimera_assets.ingest.landing import (
-    SCHEMA_TABLES,
-    FileLoad,
-    LandingFileError,
-    build_raw_frame,
-    covered_keys,
-    list_dbn_files,
-    select_files,
-)
+from chimera_assets.ingest.enrich import enrich_hook
+from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
+from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
+from chimera_assets.ingest.plan import ALREADY_LOADED, NO_SESSION
 from chimera_assets.io_manager import WarehouseResource, row_count_metadata, written_metadata
-from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys
+from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
 from chimera_assets.universe import get_universe
-from chimera_assets.warehouse.base import AuditFailed, Slice, Warehouse
+from chimera_assets.warehouse.base import Warehouse
 
 RAW_GROUP = "market_data"
-
-
-class IngestError(RuntimeError):
-    """Raw ingestion failed; the message names the input (file or API request)."""
 
 
 def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, schema: str, keys, wh) -> list[Path]:
@@ -48,239 +40,103 @@ def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, sc
     return list_dbn_files(landing)
 
 
-def _latest_definitions(wh: Warehouse) -> pl.DataFrame:
-    """The latest known definition per instrument_id (raw_symbol, instrument class); may be empty."""
-    defs = wh.read(DEFINITIONS, columns=["instrument_id", "valid_date", "raw_symbol", "instrument_class"])
-    return defs.sort("valid_date").group_by("instrument_id").last().select(
-        "instrument_id", pl.col("raw_symbol").alias("_def_raw"), pl.col("instrument_class").alias("_cls")
-    )
-
-
-def _attach_definitions(frame: pl.DataFrame, latest: pl.DataFrame) -> pl.DataFrame:
-    """raw_symbol (and is_spread from the instrument class) from known definitions, else as decoded."""
-    if frame.is_empty() or "raw_symbol" not in frame.columns or latest.is_empty():
-        return frame
-    return (
-        frame.join(latest, on="instrument_id", how="left")
-        .with_columns(
-            pl.coalesce("_def_raw", "raw_symbol").alias("raw_symbol"),
-            pl.when(pl.col("_cls").is_not_null())
-            .then(pl.col("_cls").is_in(["S", "T", "M"]))
-            .otherwise(pl.col("is_spread"))
-            .alias("is_spread"),
-        )
-        .drop("_def_raw", "_cls")
-    )
-
-
-def _attach_settlements(frame: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
-    """settle (stat_type 3 price) and open_interest (stat_type 9 quantity) for the 1d table, from the
-    statistics rows of the partitions being written."""
-    if stats.is_empty() or frame.is_empty():
-        return frame
-    key = ["trade_date", "symbol", "instrument_id"]
-    settle = stats.filter(pl.col("stat_type") == 3).select(*key, pl.col("price").alias("_settle"))
-    oi = stats.filter(pl.col("stat_type") == 9).select(*key, pl.col("quantity").alias("_oi"))
-    return (
-        frame.join(settle.rename({"trade_date": "date"}), on=["date", "symbol", "instrument_id"], how="left")
-        .join(oi.rename({"trade_date": "date"}), on=["date", "symbol", "instrument_id"], how="left")
-        .with_columns(
-            pl.coalesce("_settle", "settle").alias("settle"), pl.coalesce("_oi", "open_interest").alias("open_interest")
-        )
-        .drop("_settle", "_oi")
-    )
-
-
-def _series_for(keys, universe, schema: str) -> set[str]:
-    """The series a load of ``keys`` writes (statistics/definitions come by parent symbol)."""
-    roots = {r for _, r in keys if r}
-    out: set[str] = set()
-    for r in roots:
-        cfg = universe.roots[r]
-        out.update(cfg.statistics_series if schema in ("statistics", "definition") else cfg.series)
-    return out
-
-
-def _quarantine_unreadable(context, unreadable, failed, wh, dataset, schema, run_id, started) -> None:
-    """A file that cannot be read fails the run once, loudly, with a ``failed`` ledger row; afterwards
-    it is skipped with a warning (its sha256 is known as failed) so one bad download cannot block
-    every later run. Replacing the file (new content) makes it eligible again."""
-    new_bad = []
-    for path, reason in unreadable:
-        sha = ledger.file_sha256(path)
-        if sha in failed:
-            context.log.warning(f"skipping {path}: it failed before ({reason})")
-        else:
-            new_bad.append((path, sha, reason))
-    if not new_bad:
-        return
-    ledger.record(wh, [
-        dict(source_kind="file", dataset=dataset, schema=schema, status="failed", error=reason[:2000],
-             file_path=str(path), content_sha256=sha, run_id=run_id, started_at=started,
-             finished_at=ledger.now_utc())
-        for path, sha, reason in new_bad
-    ])
-    names = "; ".join(reason for _, _, reason in new_bad)
-    raise IngestError(f"cannot ingest: {names}")
-
-
 # Trade dates per write of a long backfill (about a quarter): bounds the rows held in memory at once.
 BLOCK_TRADE_DATES = 65
 
 
 def _date_blocks(keys: list, n: int | None = None) -> list[list]:
-    """``keys`` split into blocks of at most ``n`` (default ``BLOCK_TRADE_DATES``) consecutive trade dates,
-    every root of a date in the same block."""
-    n = n or BLOCK_TRADE_DATES
-    dates = sorted({d for d, _ in keys})
-    blocks = []
-    for i in range(0, len(dates), n):
-        chunk = set(dates[i : i + n])
-        blocks.append([k for k in keys if k[0] in chunk])
-    return blocks
-
-
-def _merge_loads(a: FileLoad | None, b: FileLoad) -> FileLoad:
-    """One ledger row per file: a file read for two blocks adds the rows it gave each block."""
-    if a is None:
-        return b
-    firsts = [t for t in (a.first_ts, b.first_ts) if t is not None]
-    lasts = [t for t in (a.last_ts, b.last_ts) if t is not None]
-    return FileLoad(a.path, a.info, max(a.records, b.records), a.rows_for_keys + b.rows_for_keys,
-                    min(firsts) if firsts else None, max(lasts) if lasts else None,
-                    max(a.unmapped_dropped, b.unmapped_dropped))
+    """``keys`` in blocks of at most ``n`` (default ``BLOCK_TRADE_DATES``) consecutive trade dates."""
+    return date_blocks(keys, n or BLOCK_TRADE_DATES)
 
 
 def ingest_partitions(
     context: dg.AssetExecutionContext, spec: TableSpec, schema: str, source: DatabentoSource, wh: Warehouse
-) -> dg.MaterializeResult:
-    """Load the DBN rows of ``schema`` for the run's partition keys into ``spec``'s table."""
+):
+    """Load the DBN rows of ``schema`` for the run's partition keys into ``spec``'s table: plan, then
+    execute (:mod:`chimera_assets.ingest.execute`), then one ledger write for the whole load.
+
+    Yields one ``MaterializeResult`` when every requested partition has a source; otherwise, in a run
+    of raw assets (the UI's market_data group, the sensors' raw job), an ``AssetMaterialization`` per
+    partition that holds the source's data and nothing for partitions no file covers: they are never
+    shown as materialized. A run that also carries other assets needs the Output (Dagster skips every
+    step, asset or check, whose upstream yields none), so there the whole range is recorded, with the
+    partitions without source named in the metadata.
+    """
     keys = parse_partition_keys(context.partition_keys)
     universe = get_universe()
-    dates = sorted({d for d, _ in keys})
-    roots = sorted({r for _, r in keys if r})
-    paths = _source_files(context, source, schema, keys, wh)
-    failed = ledger.failed_sha256s(wh) if paths else set()
-    selection = select_files(paths, schema, dates, roots, universe)
-    load_id = ledger.new_load_id()
-    started = ledger.now_utc()
     run_id = context.run.run_id
-    for path, symbols in selection.foreign:
+    source_kind = "api" if source.mode == "api" else "file"
+    paths = _source_files(context, source, schema, keys, wh)
+    prep = prepare(wh, spec, schema, keys, paths, universe, run_id)
+    for path, symbols in prep.foreign:
         context.log.warning(
             f"skipping {path}: its series {symbols} belong to no root of the universe {universe.path} "
             f"(roots {universe.root_names}); add the root there to load it"
         )
-    _quarantine_unreadable(context, selection.unreadable, failed, wh, universe.dataset, schema, run_id, started)
-    # Each selected file is hashed once per run (the quarantine test, the skip test and the ledger).
-    shas = {p: ledger.file_sha256(p) for p, _ in selection.files}
-    files = []
-    for p, i in selection.files:
-        if shas[p] in failed:
-            context.log.warning(f"skipping {p}: its last load failed (see ops.databento_load_state); "
-                                "replace or remove the file")
-        else:
-            files.append((p, i))
-    complete, partial, uncovered = covered_keys(schema, files, keys, universe)
-    writable = complete + partial
-    context.log.info(
-        f"{spec.fqn}: {len(files)} {schema} file(s) for {len(dates)} date(s) x {len(roots)} root(s); "
-        f"{len(complete)} partition(s) fully covered, {len(partial)} partly (files end inside them), "
-        f"{len(uncovered)} not covered (left unchanged)"
+    for path, reason in prep.quarantined:
+        context.log.warning(f"skipping {path}: it failed before ({reason})")
+    if prep.failed_rows:
+        ledger.record(wh, prep.failed_rows)
+        raise IngestError(f"cannot ingest: {'; '.join(prep.errors)}")
+    plan = prep.plan
+    context.log.info(f"{spec.fqn}: {len(plan.files)} {schema} file(s) to read; {plan.summary()}")
+    rows = unchanged_rows(prep, schema, source_kind, run_id)
+    done = None
+    if plan.load:
+        done = execute(
+            wh, spec, schema, prep, universe, source_kind=source_kind, run_id=run_id, audit=audit_for(spec),
+            frame_hook=enrich_hook(spec, wh, plan.load), block_dates=BLOCK_TRADE_DATES,
+        )
+        rows += done.ledger_rows
+    ledger.record(wh, rows)  # one ledger write per load (a lost write is repaired by the next plan)
+    metadata = {
+        **row_count_metadata(done.rows_written if done else 0, len(plan.load) or None),
+        "partitions_loaded": len(plan.load),
+        "partitions_already_loaded": sum(1 for w in plan.skipped.values() if w == ALREADY_LOADED),
+        "partitions_without_source": len(plan.without_source),
+        "files": len(plan.files),
+        "files_skipped_unchanged": len(plan.unchanged),
+        "plan": dg.MetadataValue.text(plan.summary()[:2000]),
+    }
+    if done is not None:
+        metadata["rows_per_root"] = dg.MetadataValue.json({k: int(v) for k, v in sorted(done.per_root.items())})
+    missing = plan.without_source
+    if missing:
+        metadata["partitions_without_source_examples"] = dg.MetadataValue.json(
+            [f"{d.isoformat()}|{r}" for d, r in missing[:20]])
+    if not missing or _downstream_in_run(context):
+        if missing:
+            context.log.warning(
+                f"{spec.fqn}: {len(missing)} requested partition(s) have no source file (e.g. "
+                f"{', '.join(f'{d}|{r}' for d, r in missing[:5])}); left as they are. This run carries assets "
+                "besides the raw ones, so Dagster records one materialization for the whole range and they show "
+                "as materialized (metadata partitions_without_source says which); materialize the raw assets in "
+                "a run of their own to record only the partitions that have a source"
+            )
+        yield dg.MaterializeResult(metadata={**written_metadata(spec, wh), **metadata})
+        return
+    context.log.warning(
+        f"{spec.fqn}: {len(missing)} requested partition(s) have no source file (e.g. "
+        f"{', '.join(f'{d}|{r}' for d, r in missing[:5])}); they are left as they are and not recorded as "
+        "materialized"
     )
-    if writable and ledger.already_loaded(wh, schema, [shas[p] for p, _ in files], _series_for(writable, universe, schema),
-                                          min(d for d, _ in writable), max(d for d, _ in writable)):
-        ledger.record(wh, [
-            dict(source_kind="file", dataset=info.dataset, schema=schema, file_path=str(p), content_sha256=shas[p],
-                 dbn_version=info.dbn_version, status="skipped_unchanged", run_id=run_id, started_at=started,
-                 finished_at=ledger.now_utc())
-            for p, info in files
-        ])
-        context.log.info(f"{spec.fqn}: every file was already loaded for these partitions; table unchanged")
-        return dg.MaterializeResult(
-            metadata={"rows_written": 0, "files": len(files), "files_skipped_unchanged": len(files),
-                      "note": "all source files already loaded for these partitions (sha256 match)"}
+    for d, r in plan.with_data:
+        # The dimension tags Dagster puts on a range run's own per-partition events (the UI filters on them).
+        tags = {f"dagster/partition/{DATE_DIM}": d.isoformat(), f"dagster/partition/{SYMBOL_DIM}": r}
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=dg.MultiPartitionKey({DATE_DIM: d.isoformat(), SYMBOL_DIM: r}),
+            metadata=metadata if plan.skipped.get((d, r)) != NO_SESSION else {**metadata, "note": NO_SESSION},
+            tags=tags,
         )
-    if not writable:
-        return dg.MaterializeResult(
-            metadata={"rows_written": 0, "files": 0, "partitions_not_covered": len(uncovered),
-                      "note": "no source file covers these partitions; table unchanged"}
-        )
-    # A long backfill is built in blocks of trade dates, so Python holds one block's rows at a time
-    # (the next one is decoded while the current one is written); the warehouse publishes the blocks
-    # as one change, so a bad file found in a late block still leaves the table as it was.
-    defs = _latest_definitions(wh) if spec is not DEFINITIONS and spec is not STATISTICS else None
-    stats = wh.read(STATISTICS, Slice.from_keys(writable)) if spec is OHLCV_1D else None
-    per_root: dict[str, int] = {}
-    loads_by_path: dict[Path, FileLoad] = {}
-    block_loads_of: dict[Slice, list[FileLoad]] = {}  # to name a failing block's files
 
-    def blocks():
-        for block in _date_blocks(writable):
-            bdates = sorted({d for d, _ in block})
-            in_block = {p for p, _ in select_files([p for p, _ in files], schema, bdates, roots, universe).files}
-            frame, block_loads = build_raw_frame(spec, [f for f in files if f[0] in in_block], block, universe,
-                                                 load_id)
-            if stats is not None:
-                frame = _attach_settlements(frame, stats)
-            if defs is not None:
-                frame = _attach_definitions(frame, defs)
-            for sym, n in frame.group_by(spec.symbol_column).len().rows():
-                per_root[sym] = per_root.get(sym, 0) + n
-            for fl in block_loads:
-                loads_by_path[fl.path] = _merge_loads(loads_by_path.get(fl.path), fl)
-            block_slice = Slice.from_keys(block)
-            block_loads_of[block_slice] = block_loads
-            yield frame, block_slice
 
-    try:
-        result = wh.merge_blocks(spec, blocks(), Slice.from_keys(writable), audit=audit_for(spec))
-    except LandingFileError as exc:
-        ledger.record(wh, [dict(
-            source_kind="file", dataset=universe.dataset, schema=schema, status="failed", error=str(exc)[:2000],
-            file_path=str(exc.path), content_sha256=shas[exc.path], run_id=run_id,
-            started_at=started, finished_at=ledger.now_utc(),
-        )])
-        raise IngestError(f"cannot ingest {spec.fqn}: {exc}") from exc
-    except AuditFailed as exc:
-        # Hard data-quality rules rejected the staged rows: nothing was published; say which files.
-        ledger.record(wh, [
-            # No sha256 on these rows: the audit judged the load, not a file, so nothing is quarantined;
-            # the run fails loudly again until the bad rows are corrected.
-            dict(source_kind="api" if source.mode == "api" else "file", dataset=fl.info.dataset, schema=schema,
-                 file_path=str(fl.path), dbn_version=fl.info.dbn_version, record_count=fl.records,
-                 status="failed", error=f"audit failed: {exc}"[:2000], run_id=run_id, started_at=started,
-                 finished_at=ledger.now_utc())
-            for fl in block_loads_of.get(exc.slice) or list(loads_by_path.values())
-        ])
-        raise
-    rows_written = result.rows_written
-    loads = list(loads_by_path.values())
-    finished = ledger.now_utc()
-    written_series = sorted(_series_for(writable, universe, schema))
-    span = ledger.partition_span(min(d for d, _ in writable), max(d for d, _ in writable))
-    ledger.record(wh, [
-        dict(
-            load_id=load_id if i == 0 else None, source_kind="api" if source.mode == "api" else "file",
-            dataset=fl.info.dataset, schema=schema, series=",".join(written_series),
-            stype_in=fl.info.stype_in, period_start=span[0], period_end=span[1], file_path=str(fl.path),
-            content_sha256=shas[fl.path], dbn_version=fl.info.dbn_version,
-            record_count=fl.records, rows_written=fl.rows_for_keys, first_ts_event=fl.first_ts,
-            last_ts_event=fl.last_ts, status="loaded", run_id=run_id, started_at=started, finished_at=finished,
-        )
-        for i, fl in enumerate(loads)
-    ])
-    return dg.MaterializeResult(
-        metadata={
-            **written_metadata(spec, wh),
-            **row_count_metadata(rows_written, len(keys)),
-            "partitions_written": len(writable),
-            "files": len(loads),
-            "partitions_not_covered": len(uncovered),
-            "partitions_partly_covered": dg.MetadataValue.json([f"{d}|{r}" for d, r in partial[:20]]),
-            "rows_per_root": dg.MetadataValue.json({str(k): int(v) for k, v in sorted(per_root.items())}),
-            "unmapped_records_dropped": sum(fl.unmapped_dropped for fl in loads),
-        }
-    )
+def _downstream_in_run(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run carries assets other than the raw ones (the CLI's stages, "materialize all").
+    Dagster skips every step (asset or check) depending on an asset that yields no Output, so such a
+    run needs this asset's (whole-range) Output; a run of raw assets only does not."""
+    layer = context.job_def.asset_layer
+    selected = set(context.run.asset_selection or ()) or set(layer.executable_asset_keys)
+    return any(k.path[0] != RAW_GROUP for k in selected)
 
 
 def _raw_asset(spec: TableSpec, schema: str, deps: list[dg.AssetKey] | None = None) -> dg.AssetsDefinition:
@@ -292,13 +148,12 @@ def _raw_asset(spec: TableSpec, schema: str, deps: list[dg.AssetKey] | None = No
         group_name=RAW_GROUP,
         deps=deps or [],
         pool="warehouse_writer",
+        output_required=False,
         kinds={"databento", "polars"},
         description=f"Databento {schema} rows ({spec.fqn}); key {list(spec.key)}.",
     )
-    def _asset(
-        context: dg.AssetExecutionContext, databento: DatabentoSource, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        return ingest_partitions(context, spec, schema, databento, warehouse.get())
+    def _asset(context: dg.AssetExecutionContext, databento: DatabentoSource, warehouse: WarehouseResource):
+        yield from ingest_partitions(context, spec, schema, databento, warehouse.get())
 
     return _asset
 
@@ -309,9 +164,13 @@ def _key(spec: TableSpec) -> dg.AssetKey:
 
 definitions_asset = _raw_asset(DEFINITIONS, "definition")
 statistics_asset = _raw_asset(STATISTICS, "statistics")
-ohlcv_1m_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1m"], "ohlcv-1m", [_key(DEFINITIONS)])
-ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h", [_key(DEFINITIONS)])
-ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d", [_key(DEFINITIONS), _key(STATISTICS)])
+# No deps between the raw assets: a raw asset with no source for a run records no materialization
+# (no Output), and Dagster skips every step depending on it in the same run, so a missing definitions
+# file would stop the bars from loading. Definitions and settlements already in the warehouse are
+# attached at load time (a run that loads them together may attach them on the next load only).
+ohlcv_1m_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1m"], "ohlcv-1m")
+ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h")
+ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d")
 
 
 

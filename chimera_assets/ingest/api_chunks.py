@@ -1,7 +1,8 @@
 """Databento Historical API pulls as month x series chunks, recorded in the ledger, cached as files.
 
-A chunk already ``loaded`` (its file present in ``$CHIMERA_HOME/api_cache``) is never requested
-again, so a backfill killed between chunks resumes where it stopped. Chunk boundaries are calendar
+A chunk already fetched (its complete file present in ``$CHIMERA_HOME/api_cache``) is never requested
+again, so a backfill killed between chunks resumes where it stopped; the run's fetch rows are written
+to the ledger in one write. Chunk boundaries are calendar
 months (clamped to what the dataset has), so the same month is the same request every time.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from chimera_assets.dbn_decode import DbnDecodeError, count_dbn_records
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.databento_api import Chunk, DatabentoApi, DatabentoApiError, plan_chunks, redact
 from chimera_assets.universe import Universe, get_universe
@@ -50,38 +52,63 @@ def chunks_for(
 def fetch_chunks(
     api: DatabentoApi, chunks: list[Chunk], cache_dir: Path, wh: Warehouse, run_id: str | None, log
 ) -> list[Path]:
-    """Fetch every chunk not yet loaded; return the cached files of all chunks (fetched or reused)."""
+    """Fetch every chunk not yet done; return the cached files of all chunks (fetched or reused).
+
+    A chunk is done when its cached file exists and either matches the sha256 of its ``loaded`` fetch
+    row, or has no fetch row yet (a run killed before its ledger write: the file only ever appears by an
+    atomic rename after the whole download was validated, and it is validated again here). The fetch
+    rows of a run are written in ONE ledger write at the end (or with the failure), not one per chunk.
+    """
     led = ledger.read_ledger(wh).filter(
         (pl.col("source_kind") == "api") & (pl.col("status") == "loaded") & pl.col("rows_written").is_null()
     )
     # The sha256 recorded when each chunk was fetched: a cached file that no longer matches is refetched.
     done = dict(zip(led["file_path"].to_list(), led["content_sha256"].to_list(), strict=True))
     paths: list[Path] = []
+    rows: list[dict] = []
     for i, chunk in enumerate(chunks, 1):
         dest_dir = cache_dir / chunk.schema
         dest = dest_dir / chunk.file_name
-        if str(dest) in done and dest.exists() and ledger.file_sha256(dest) == done[str(dest)]:
-            log.info(f"chunk {i}/{len(chunks)} {chunk.chunk_id}: already loaded, reused")
-            paths.append(dest)
-            continue
-        started = ledger.now_utc()
         base = dict(
             source_kind="api", dataset=chunk.dataset, schema=chunk.schema, series=chunk.series,
             stype_in=chunk.stype_in, period_start=chunk.start, period_end=chunk.end, file_path=str(dest),
-            run_id=run_id, started_at=started,
+            run_id=run_id,
         )
+        if dest.exists():
+            sha = ledger.file_sha256(dest)
+            if done.get(str(dest)) == sha:
+                log.info(f"chunk {i}/{len(chunks)} {chunk.chunk_id}: already loaded, reused")
+                paths.append(dest)
+                continue
+            if str(dest) not in done and _complete(dest):
+                log.info(f"chunk {i}/{len(chunks)} {chunk.chunk_id}: in the cache from an interrupted run, reused")
+                now = ledger.now_utc()
+                rows.append(dict(base, status="loaded", content_sha256=sha, started_at=now, finished_at=now))
+                paths.append(dest)
+                continue
+        started = ledger.now_utc()
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
             path = api.fetch_chunk(chunk, dest_dir)
         except (DatabentoApiError, OSError) as exc:
             msg = redact(f"Databento API request {chunk.chunk_id} failed: {exc}", None)
-            ledger.record(wh, [dict(base, status="failed", error=msg[:2000], finished_at=ledger.now_utc())])
+            ledger.record(wh, [*rows, dict(base, status="failed", error=msg[:2000], started_at=started,
+                                           finished_at=ledger.now_utc())])
             raise ApiIngestError(msg) from exc
-        ledger.record(wh, [dict(base, status="loaded", content_sha256=ledger.file_sha256(path),
-                                finished_at=ledger.now_utc())])
+        rows.append(dict(base, status="loaded", content_sha256=ledger.file_sha256(path), started_at=started,
+                         finished_at=ledger.now_utc()))
         log.info(f"chunk {i}/{len(chunks)} {chunk.chunk_id}: fetched")
         paths.append(path)
+    ledger.record(wh, rows)  # one ledger write for the run's fetches
     return paths
+
+
+def _complete(path: Path) -> bool:
+    try:
+        count_dbn_records(path)
+    except DbnDecodeError:
+        return False
+    return True
 
 
 def fetch_chunks_for(context, source, schema: str, keys, wh: Warehouse) -> list[Path]:

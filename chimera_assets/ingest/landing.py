@@ -301,39 +301,3 @@ def needed_window(schema: str, d: date) -> tuple[datetime, datetime]:
     days_after = 2 if schema == "statistics" else 1
     return lo, datetime.combine(d + timedelta(days=days_after), time(), utc)
 
-
-def covered_keys(
-    schema: str, files: list[tuple[Path, DbnInfo]], keys: list[tuple[date, str | None]], universe: Universe
-) -> tuple[list[tuple[date, str | None]], list[tuple[date, str | None]], list[tuple[date, str | None]]]:
-    """Split ``keys`` into (complete, partial, missing) by how the files' periods cover them.
-
-    Complete and partial partitions are written (the union of every file present is the best
-    knowledge; a partial edge, such as a batch ending inside a session, is completed when the next
-    file arrives and the sensor requests that partition again). Missing ones are left untouched, so
-    a run for dates no file covers never deletes anything.
-    """
-    spans: dict[str, list[tuple[datetime, datetime]]] = {}
-    for _, info in files:
-        roots = set(universe.roots) if info.stype_in == "instrument_id" else series_roots(info, universe)
-        for r in roots:
-            spans.setdefault(r, []).append((info.start, info.end or datetime.max.replace(tzinfo=UTC)))
-    merged: dict[str, list[tuple[datetime, datetime]]] = {}
-    for r, ivs in spans.items():
-        out: list[list[datetime]] = []
-        for lo, hi in sorted(ivs):
-            if out and lo <= out[-1][1]:
-                out[-1][1] = max(out[-1][1], hi)
-            else:
-                out.append([lo, hi])
-        merged[r] = [(a, b) for a, b in out]
-    complete, partial, missing = [], [], []
-    for d, r in keys:
-        lo, hi = needed_window(schema, d)
-        ivs = merged.get(r or "", [])
-        if any(a <= lo and hi <= b for a, b in ivs):
-            complete.append((d, r))
-        elif any(a < hi and lo < b for a, b in ivs):
-            partial.append((d, r))
-        else:
-            missing.append((d, r))
-    return complete, partial, missing

@@ -1,15 +1,18 @@
 """``ops.databento_load_state``: one row per load attempt (file or API chunk), failed ones included.
 
-Rows are upserted on ``load_id`` (never slice-deleted), so the ledger only grows. A file whose
-sha256 already has a ``loaded`` row is reported ``skipped_unchanged`` by the registration step; an
-API chunk with a ``loaded`` row is not requested again, which is how an interrupted backfill resumes.
+Rows are upserted on ``load_id`` (never slice-deleted), so the ledger only grows. A file load's
+``loaded`` row records the partitions it was loaded into as a rectangle: the roots of ``series`` x the
+trade dates [``period_start``, ``period_end``) (see :mod:`chimera_assets.ingest.plan`); its
+``first_ts_event``/``last_ts_event``/``record_count`` are the file's own. The table rows of a load carry
+the load_id of its first ledger row; the load's other rows have ``<load_id>.<n>``. A file whose
+partitions are all loaded is reported ``skipped_unchanged``; an API chunk with a ``loaded`` fetch row
+(or a complete file in the API cache) is not requested again, which is how a backfill resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -77,24 +80,3 @@ def partition_span(first: date, last: date) -> tuple[datetime, datetime]:
     """The UTC span recorded for a load of trade dates [first, last]: [first 00:00, last+1 00:00)."""
     return (datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC))
 
-
-def already_loaded(
-    warehouse: Warehouse, schema: str, shas: Iterable[str], series: set[str], first: date, last: date
-) -> bool:
-    """True when every file (by sha256) already has a ``loaded`` row of ``schema`` that wrote all of
-    ``series`` over a span containing [first, last]: loading them again would change nothing."""
-    shas = list(shas)
-    if not shas:
-        return False
-    lo, hi = partition_span(first, last)
-    # Only rows of loads INTO the table count (they carry rows_written); an API chunk's fetch row is also
-    # 'loaded', over its whole month and series, but says nothing about what the table holds.
-    led = read_ledger(warehouse).filter(
-        (pl.col("status") == "loaded") & (pl.col("schema") == schema) & pl.col("content_sha256").is_in(shas)
-        & (pl.col("period_start") <= lo) & (pl.col("period_end") >= hi) & pl.col("rows_written").is_not_null()
-    )
-    for sha in shas:
-        rows = led.filter(pl.col("content_sha256") == sha)["series"].to_list()
-        if not any(series <= set((r or "").split(",")) for r in rows):
-            return False
-    return True

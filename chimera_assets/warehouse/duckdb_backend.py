@@ -247,7 +247,7 @@ class DuckDBWarehouse(Warehouse):
                         con.unregister("chimera_incoming")
                     rows += frame.height
                 with self._publishing(con, spec):
-                    if whole is not None and not self._slice_has_rows(con, spec, whole):
+                    if not self._target_has_rows(con, spec, whole):
                         con.execute(self._insert_sql(spec, stage))
                     else:
                         sql, params = merge_statement(spec, self._name(spec), stage, whole, DUCKDB)
@@ -278,7 +278,7 @@ class DuckDBWarehouse(Warehouse):
         # When the target holds no row of the slice (a first load), the MERGE could only insert every
         # staged row (nothing can match, nothing in the slice is left to delete): a plain INSERT does
         # exactly that without the key join. Checked inside the transaction.
-        insert_only = slice_ is not None and not self._slice_has_rows(con, spec, slice_)
+        insert_only = not self._target_has_rows(con, spec, slice_)
         con.register("chimera_incoming", frame.to_arrow())
         try:
             if insert_only:
@@ -298,6 +298,15 @@ class DuckDBWarehouse(Warehouse):
         con.execute(sql, [v for _, v in params])
         con.execute("DROP TABLE chimera_staging")
         return frame.height
+
+    def _target_has_rows(self, con: duckdb.DuckDBPyConnection, spec: TableSpec, slice_: Slice | None) -> bool:
+        """Whether the write can meet an existing row: any row of ``slice_``, or (an upsert without a
+        slice, e.g. a raw load) any row of the table. If not, the MERGE could only insert: a plain INSERT
+        does exactly that without the key join (frames are key-distinct, ``prepare_frame``)."""
+        if slice_ is not None:
+            return self._slice_has_rows(con, spec, slice_)
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self._name(spec)})"  # noqa: S608 - identifiers from the spec allow-list
+        return bool(con.execute(sql).fetchall()[0][0])
 
     def _slice_has_rows(self, con: duckdb.DuckDBPyConnection, spec: TableSpec, slice_: Slice) -> bool:
         """Whether the target already holds a row of ``slice_`` (zone maps make this cheap)."""

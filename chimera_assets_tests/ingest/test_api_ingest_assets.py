@@ -84,3 +84,23 @@ def test_interrupted_backfill_resumes_without_refetching_or_duplicates(gateway, 
     bars = get_warehouse().read(OHLCV_1H)
     assert set(bars["symbol"].unique()) == {"ZL", "MES"}
     assert bars.select("ts_event", "symbol", "instrument_id").is_duplicated().sum() == 0
+
+
+def test_an_api_backfill_writes_the_ledger_once_for_its_fetches_and_once_for_its_load(gateway, monkeypatch):
+    """Ledger rows are batched per run: not one write (staging table + MERGE) per API chunk."""
+    from chimera_assets.ingest import ledger
+
+    writes = []
+    real = ledger.record
+
+    def spy(wh, rows):
+        if rows:
+            writes.append([r["status"] for r in rows])
+        return real(wh, rows)
+
+    monkeypatch.setattr(ledger, "record", spy)
+    res = run_range([H1], "2024-01-02", "2024-03-29", "ZL", "MES", defs=build_definitions("api"))
+    assert res.success
+    fetches = [w for w in writes if w and len(w) >= 6]
+    assert len(writes) == 2, writes  # 3 months x 2 series = 6 chunks fetched in one write, then the load's rows
+    assert fetches and all(s == "loaded" for s in fetches[0])

@@ -82,25 +82,20 @@ def test_two_processes_materializing_the_same_partitions_at_once(tmp_path, monke
     clean = _clean(tmp_path, monkeypatch)
     assert_same_contents(wh, clean, [OHLCV_1H, SESSION_BARS], f"concurrent runs (exit codes {codes})")
     assert_no_duplicate_keys(wh, [OHLCV_1H, SESSION_BARS])
-    if codes[1] == 3 and ledger_orphans(wh):
-        pytest.xfail("FINDING (see test_a_load_that_merged_but_could_not_record_its_ledger_row_is_repaired_by_"
-                     "the_retry): the loser's MERGE landed, its ledger write hit the lock, and the retry skipped "
-                     "the files the winner had recorded, so raw rows keep a load_id the ledger does not know")
+    if ledger_orphans(wh):
+        # The loser's MERGE landed and its ledger write hit the lock: the next run repairs it (the rows'
+        # unknown load_id makes the plan reload those partitions).
+        assert run_range([H1, SB], START, END, "ZL", "MES").success
     assert_ledger_consistent(wh)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING: the raw MERGE and its ledger row are two transactions. A load whose MERGE landed but whose "
-    "ledger write failed (lock, kill) leaves rows whose load_id the ledger does not know; when another process "
-    "has meanwhile recorded the same files as loaded, every retry is 'skipped_unchanged' and never repairs it. "
-    "Proposed fix in docs/reliability.md (findings): do not skip while rows of the slice carry unknown load ids."
-))
 def test_a_load_that_merged_but_could_not_record_its_ledger_row_is_repaired_by_the_retry(
     tmp_path, monkeypatch, landing
 ):
-    """Deterministic replay of the race: B loads and records the files; A had passed the 'already
-    loaded' check before B recorded, MERGEs the same rows, then its ledger write hits the lock."""
-    from chimera_assets.ingest import ledger
+    """Deterministic replay of the race: B loads and records the files; A had planned before B recorded
+    (it saw nothing loaded), MERGEs the same rows, then its ledger write hits the lock. The retry sees
+    rows whose load_id the ledger does not record as loaded and reloads them instead of skipping."""
+    from chimera_assets.ingest import execute, ledger
 
     assert run_range([H1], START, END, "ZL", "MES").success  # B, the winner
     real_record = ledger.record
@@ -111,11 +106,12 @@ def test_a_load_that_merged_but_could_not_record_its_ledger_row_is_repaired_by_t
         return real_record(wh, rows)
 
     with monkeypatch.context() as mp:  # A, the loser
-        mp.setattr(ledger, "already_loaded", lambda *a, **k: False)
+        mp.setattr(execute, "loaded_rects", lambda *a, **k: {})
         mp.setattr(ledger, "record", locked_when_recording_success)
         assert not run_range([H1], START, END, "ZL", "MES", raise_on_error=False).success
-    assert run_range([H1], START, END, "ZL", "MES").success  # A's retry
     wh = get_warehouse()
+    assert ledger_orphans(wh), "A's MERGE left no rows with an unrecorded load_id: the replay proves nothing"
+    assert run_range([H1], START, END, "ZL", "MES").success  # A's retry
     assert_no_duplicate_keys(wh, [OHLCV_1H])
     assert_ledger_consistent(wh)
 

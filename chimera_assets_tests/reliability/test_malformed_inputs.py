@@ -187,6 +187,21 @@ def _gap_on_0306(maps):
     return out
 
 
+def _undef_close(recs):
+    """One bar's close is UNDEF_PRICE (int64 max), which decodes to NULL."""
+    r = recs.copy()
+    r["close"][7] = np.iinfo(np.int64).max
+    return r
+
+
+def _other_dataset(path: Path) -> Path:
+    """A good file whose header says XNAS.ITCH (the 16-byte dataset field after the version and length)."""
+    raw = bytearray(_raw_dbn_bytes())
+    raw[8:24] = b"XNAS.ITCH".ljust(16, b"\0")
+    path.write_bytes(bytes(raw))
+    return path
+
+
 def _no_mappings(maps):
     return {s: f.clear() for s, f in maps.items()}
 
@@ -260,6 +275,8 @@ DBN_CASES = [
             "error", "ohlcv-1d"),
     DbnCase("unknown-root-series", lambda d: _dbn(d / "xyz.dbn.zst", mappings=_unknown_root), "warned",
             "no root of the universe"),
+    DbnCase("undef-close-price", lambda d: _dbn(d / "undef.dbn.zst", records=_undef_close), "error", "UNDEF"),
+    DbnCase("other-dataset-header", lambda d: _other_dataset(d / "xnas.dbn"), "error", "XNAS.ITCH"),
     DbnCase("mapping-interval-gap", lambda d: _dbn(d / "gap.dbn.zst", start=date(2024, 3, 5), end=date(2024, 3, 8),
                                                    mappings=_gap_on_0306),
             "error", "no symbology mapping",
@@ -499,11 +516,10 @@ def test_a_file_the_audit_rejects_does_not_quarantine_the_good_files_loaded_with
     assert got.equals(want), f"{want.height} bars before, {got.height} after the corrected rerun"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (stale data): a file that was loaded and then deleted from the landing directory keeps its rows: "
-    "the rerun sees only already-loaded files and is 'skipped_unchanged' (ledger.already_loaded ignores files "
-    "that are gone), so the warehouse no longer matches the landing directory"))
-def test_deleting_a_wrong_file_and_rerunning_restores_what_the_remaining_files_say(env):
+def test_deleting_a_wrong_file_keeps_its_rows_until_prune_restores_what_the_remaining_files_say(env, capsys):
+    """Sources never delete by absence: the rerun after deleting a loaded file leaves its rows (and
+    says nothing is missing from the files present); ``chimera prune --apply`` then re-derives the
+    partitions it fed from the remaining files, which restores exactly what they say."""
     from chimera_assets.demo_data import demo_dbn_bytes
 
     wh = get_warehouse()
@@ -511,9 +527,16 @@ def test_deleting_a_wrong_file_and_rerunning_restores_what_the_remaining_files_s
     wrong = env.landing / "wrong-prices.dbn.zst"  # other prices for 03-06 (another seed), newest file wins
     wrong.write_bytes(demo_dbn_bytes(["ZL.v.0", "MES.v.0"], date(2024, 3, 6), date(2024, 3, 7), "ohlcv-1h", seed=8))
     assert run_range([H1, SB], START, END, "ZL", "MES", defs=_defs(), instance=env.instance).success
-    assert not _baseline_raw(wh).equals(want)
+    loaded_wrong = _baseline_raw(wh)
+    assert not loaded_wrong.equals(want)
     wrong.unlink()
     assert run_range([H1, SB], START, END, "ZL", "MES", defs=_defs(), instance=env.instance).success
+    assert _baseline_raw(wh).equals(loaded_wrong), "a deleted file's rows changed without prune"
+    assert cli.main(["prune"]) == 0
+    out = capsys.readouterr().out
+    assert "wrong-prices.dbn.zst" in out and "dry run" in out, out
+    assert _baseline_raw(wh).equals(loaded_wrong), "the dry run changed the table"
+    assert cli.main(["prune", "--apply"]) == 0
     assert _baseline_raw(wh).equals(want)
 
 

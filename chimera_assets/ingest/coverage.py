@@ -1,0 +1,131 @@
+"""Which raw partitions a DBN file holds records for: coverage from the records, not the header period.
+
+A file's coverage is the set of (trade-date partition, root) pairs of the rows it gives a raw table
+(after the universe's series filter), computed by decoding it once; the result is cached per
+(path, size, mtime), so a sensor tick or a second planning pass does not decode it again. The file's
+``span`` adds, per root, every weekday between its first and last partition: those are days the
+file speaks for (a holiday inside a monthly file has no session, so no rows; it is not "missing").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter_decoded_chunks
+from chimera_assets.ingest import ledger
+from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header
+from chimera_assets.schemas import DEFINITIONS
+from chimera_assets.universe import Universe
+
+PartitionKey = tuple[date, str]
+
+
+@dataclass(frozen=True)
+class FileCoverage:
+    """One landing file as the planner sees it.
+
+    ``partitions``: (trade-date partition, root) pairs its records give rows to; ``spoken_for``: those
+    plus, per root, the weekdays between its first and last partition (no-session days inside the
+    file). ``first_ts``/``last_ts``: the first and last ``ts_event`` of ALL its records (UTC);
+    ``records``: records in the file. ``mtime_ns`` orders files (newest wins per key).
+    """
+
+    path: Path
+    info: DbnInfo
+    sha256: str
+    mtime_ns: int
+    partitions: frozenset[PartitionKey]
+    spoken_for: frozenset[PartitionKey]
+    records: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+    @property
+    def schema(self) -> str:
+        return str(self.info.schema)
+
+
+_cache: dict[tuple[str, int, int, str], FileCoverage] = {}
+
+
+def _weekdays(lo: date, hi: date) -> list[date]:
+    out, d = [], lo
+    while d <= hi:
+        if d.weekday() < 5:
+            out.append(d)
+        d += timedelta(days=1)
+    return out
+
+
+def _spoken_for(partitions: set[PartitionKey]) -> frozenset[PartitionKey]:
+    by_root: dict[str, list[date]] = {}
+    for d, r in partitions:
+        by_root.setdefault(r, []).append(d)
+    out = set(partitions)
+    for r, ds in by_root.items():
+        out.update((d, r) for d in _weekdays(min(ds), max(ds)))
+    return frozenset(out)
+
+
+def _refuse_bad_prices(path: Path, bars: pl.DataFrame) -> None:
+    """A bar must have finite, non-NULL open/high/low/close (UNDEF_PRICE decodes to NULL): refuse the
+    file naming it and the first such bar, rather than publish NULL closes."""
+    ohlc = ["open", "high", "low", "close"]
+    bad = bars.filter(pl.any_horizontal([pl.col(c).is_null() | ~pl.col(c).is_finite() for c in ohlc]))
+    if bad.height:
+        b = bad.row(0, named=True)
+        raise DbnDecodeError(
+            f"{path}: {bad.height} bar(s) with a NULL or non-finite open/high/low/close (UNDEF price), e.g. "
+            f"the bar at {b['ts_event']} of {b.get('series') or b['symbol']} (instrument_id {b['instrument_id']}): "
+            f"open={b['open']} high={b['high']} low={b['low']} close={b['close']}; the file is refused"
+        )
+
+
+def file_coverage(path: Path, universe: Universe) -> FileCoverage:
+    """Decode ``path`` once and return its coverage (cached while its size and mtime are unchanged).
+
+    Raises DbnDecodeError naming the file when it cannot be decoded (empty, truncated, corrupt, a
+    record count beyond its header's bound, a dataset other than the universe's).
+    """
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, universe.dataset + "|" + ",".join(universe.root_names))
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    info = header(path)
+    if info.dataset and universe.dataset and info.dataset != universe.dataset:
+        raise DbnDecodeError(
+            f"{path}: dataset {info.dataset} in the file header, but the universe loads {universe.dataset}; "
+            "the file is refused (a file of another venue would be written into GLBX tables)"
+        )
+    spec = SCHEMA_TABLES.get(str(info.schema))
+    if spec is None:
+        raise DbnDecodeError(f"{path}: schema {info.schema!r} has no raw table (one of {sorted(SCHEMA_TABLES)})")
+    sym_col = "root" if spec is DEFINITIONS else "symbol"
+    stats = DecodeStats()
+    pairs: list[pl.DataFrame] = []
+    first = last = None
+    for chunk in iter_decoded_chunks(path, stats=stats):
+        if "ts_event" in chunk.columns and chunk.height:
+            lo, hi = chunk["ts_event"].min(), chunk["ts_event"].max()
+            first = lo if first is None or (lo is not None and lo < first) else first
+            last = hi if last is None or (hi is not None and hi > last) else last
+        shaped = _shape_rows(spec, chunk, universe)
+        if spec.name.startswith("databento_futures_ohlcv"):
+            _refuse_bad_prices(path, shaped)
+        pairs.append(shaped.select(_partition_date(spec).alias("d"), pl.col(sym_col).alias("r")).unique())
+    parts = pl.concat(pairs).unique().drop_nulls() if pairs else pl.DataFrame({"d": [], "r": []})
+    partitions = {(d, r) for d, r in parts.rows()}
+    cov = FileCoverage(
+        path=path, info=info, sha256=ledger.file_sha256(path), mtime_ns=st.st_mtime_ns,
+        partitions=frozenset(partitions), spoken_for=_spoken_for(partitions), records=stats.records_read,
+        first_ts=first, last_ts=last,
+    )
+    if len(_cache) > 4096:  # a long-lived sensor process: keep the cache bounded
+        _cache.clear()
+    _cache[key] = cov
+    return cov
