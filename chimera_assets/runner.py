@@ -143,13 +143,17 @@ def run_graph(
         (f"policy features {d0}..{d1}", set(keys_by_kind["date"]),
          {"dagster/asset_partition_range_start": d0, "dagster/asset_partition_range_end": d1}, len(dates)),
     ]
+    # Raw market data goes in its own run: a run of raw assets only records a materialization just for
+    # the partitions a source really loaded (a raw asset in a mixed run must yield its output, or Dagster
+    # skips every step downstream of it), so a partition without a source never shows as materialized.
+    raw = {k for k in keys_by_kind["multi"] if k.path[0] == "market_data"}
     for block in root_blocks(roots, universe):
+        block_tags = {"dagster/asset_partition_range_start": f"{d0}|{block[0]}",
+                      "dagster/asset_partition_range_end": f"{d1}|{block[-1]}"}
+        stages.append((f"market data {d0}..{d1} x {','.join(block)}", raw, block_tags, len(dates) * len(block)))
         stages.append((
-            f"market data -> features -> matrix {d0}..{d1} x {','.join(block)}",
-            set(keys_by_kind["multi"]),
-            {"dagster/asset_partition_range_start": f"{d0}|{block[0]}",
-             "dagster/asset_partition_range_end": f"{d1}|{block[-1]}"},
-            len(dates) * len(block),
+            f"session bars -> features -> matrix {d0}..{d1} x {','.join(block)}",
+            set(keys_by_kind["multi"]) - raw, block_tags, len(dates) * len(block),
         ))
     if include_training:
         wanted = {dg.AssetKey(["training", training_table(r).name]) for r in roots}
