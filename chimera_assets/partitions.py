@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 
 import dagster as dg
-import polars as pl
 
+from chimera_assets.trade_dates import weekday_dates  # noqa: F401 - the trade-date keys of a range
 from chimera_assets.universe import Universe, get_universe
 
 FIRST_TRADE_DATE = "2010-06-07"
@@ -58,11 +58,3 @@ def parse_partition_keys(keys: Iterable[str]) -> list[tuple[date, str | None]]:
 
 def partition_keys_for(dates: Sequence[date], roots: Sequence[str]) -> list[str]:
     return [f"{d.isoformat()}|{r}" for d in dates for r in roots]
-
-
-def weekday_dates(start: date, end: date) -> list[date]:
-    """Mon-Fri calendar dates in [start, end] (the trade-date partition keys of that range)."""
-    if start > end:
-        return []
-    days = pl.date_range(start, end, "1d", eager=True)
-    return days.filter(days.dt.weekday() <= 5).to_list()

@@ -41,6 +41,7 @@ from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_
 from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
+from chimera_assets.trade_dates import weekday_dates
 from chimera_assets.universe import Universe, get_universe
 
 API_SENSOR_NAME = "chimera_databento_availability"
@@ -71,14 +72,6 @@ RAW_KEYS = tuple(raw_key(s) for s in SCHEMA_TABLES)
 # Partition helpers
 # --------------------------------------------------------------------------------------------------
 
-
-def _weekdays(lo: date, hi: date) -> list[date]:
-    out, d = [], lo
-    while d <= hi:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
 
 
 def _next_weekday(d: date) -> date:
@@ -234,7 +227,7 @@ def newly_available(
             start = _next_weekday(date.fromisoformat(prev))
         else:
             start = initial_start or last  # first tick: the newest complete date only, not history
-        for d in _weekdays(start, last):
+        for d in weekday_dates(start, last):
             for r in roots:
                 if schema in universe.roots[r].schemas:
                     out[(d, r)].add(raw_key(schema))
@@ -308,7 +301,7 @@ def landing_coverage(landing_dir: Path, universe: Universe, keys: list[Partition
 def safety_net_requests(
     instance: dg.DagsterInstance, source: DatabentoSource, universe: Universe, day: date, n_days: int
 ) -> list[dg.RunRequest]:
-    dates = [d for d in _weekdays(day - timedelta(days=3 * n_days), min(day, last_partition_date()))][-n_days:]
+    dates = [d for d in weekday_dates(day - timedelta(days=3 * n_days), min(day, last_partition_date()))][-n_days:]
     if not dates:
         return []
     if source.mode == "api":

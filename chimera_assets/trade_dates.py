@@ -133,3 +133,12 @@ def is_spread_symbol_expr(col: str | pl.Expr) -> pl.Expr:
     """True when a symbol contains a spread separator ('-' or ':'); NULL input -> False."""
     c = pl.col(col) if isinstance(col, str) else col
     return c.str.contains(r"[-:]").fill_null(False)
+
+
+def weekday_dates(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Mon-Fri calendar dates in [start, end] (the trade-date partition keys of that range; holidays
+    included, the CME calendar decides which of them hold a session). Empty when start > end."""
+    if start > end:
+        return []
+    days = pl.date_range(start, end, "1d", eager=True)
+    return days.filter(days.dt.weekday() <= 5).to_list()

@@ -10,7 +10,7 @@ file speaks for (a holiday inside a monthly file has no session, so no rows; it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +19,7 @@ from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header
 from chimera_assets.schemas import DEFINITIONS
+from chimera_assets.trade_dates import weekday_dates
 from chimera_assets.universe import Universe
 
 PartitionKey = tuple[date, str]
@@ -52,14 +53,6 @@ class FileCoverage:
 _cache: dict[tuple[str, int, int, str], FileCoverage] = {}
 
 
-def _weekdays(lo: date, hi: date) -> list[date]:
-    out, d = [], lo
-    while d <= hi:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
-
 
 def _spoken_for(partitions: set[PartitionKey]) -> frozenset[PartitionKey]:
     by_root: dict[str, list[date]] = {}
@@ -67,7 +60,7 @@ def _spoken_for(partitions: set[PartitionKey]) -> frozenset[PartitionKey]:
         by_root.setdefault(r, []).append(d)
     out = set(partitions)
     for r, ds in by_root.items():
-        out.update((d, r) for d in _weekdays(min(ds), max(ds)))
+        out.update((d, r) for d in weekday_dates(min(ds), max(ds)))
     return frozenset(out)
 
 
