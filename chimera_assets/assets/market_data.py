@@ -19,7 +19,7 @@ from chimera_assets.ingest.enrich import enrich_hook
 from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
 from chimera_assets.ingest.plan import ALREADY_LOADED, NO_SESSION
-from chimera_assets.io_manager import WarehouseResource, row_count_metadata, written_metadata
+from chimera_assets.io_manager import WarehouseResource, job_metadata, row_count_metadata, written_metadata
 from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
@@ -98,6 +98,8 @@ def ingest_partitions(
         "files_skipped_unchanged": len(plan.unchanged),
         "plan": dg.MetadataValue.text(plan.summary()[:2000]),
     }
+    if done is not None and done.merge_result is not None:
+        metadata.update(job_metadata(done.merge_result))  # BigQuery: job ids, bytes billed, slot ms
     if done is not None:
         metadata["rows_per_root"] = dg.MetadataValue.json({k: int(v) for k, v in sorted(done.per_root.items())})
     missing = plan.without_source

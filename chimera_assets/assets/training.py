@@ -9,15 +9,16 @@ split x horizon, feature coverage, target distribution, roll crossings) and the 
 runs the hard rules and the leakage check on the staged rows: a leaked feature publishes nothing.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
 from chimera_assets.assets.common import WRITER_POOL
 from chimera_assets.checks import audit_for, dagster_metadata
-from chimera_assets.io_manager import WarehouseResource, written_metadata
+from chimera_assets.io_manager import WarehouseResource, job_metadata, written_metadata
 from chimera_assets.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
 from chimera_assets.matrix import build_training_table
+from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, TableSpec, training_table
 from chimera_assets.training_card import kept_rows, training_card
 from chimera_assets.universe import get_universe
@@ -28,7 +29,9 @@ SESSION_BARS_KEY = dg.AssetKey(["features", "session_bars"])
 
 
 def _symbol_slice(root: str) -> Slice:
-    return Slice(((root, date(1900, 1, 1), date(2999, 12, 31)),))
+    """Every trade date a partition can have (first partition .. tomorrow): a bounded date filter, so
+    BigQuery prunes partitions instead of scanning an open range."""
+    return Slice(((root, date.fromisoformat(FIRST_TRADE_DATE), date.today() + timedelta(days=1)),))
 
 
 class TrainingTablesFailed(RuntimeError):
@@ -77,6 +80,7 @@ def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
     metadata = {
         "dagster/row_count": result.rows_written,
         **written_metadata(spec, wh),
+        **job_metadata(result),  # BigQuery: job ids, bytes billed, slot ms
         "splits": dg.MetadataValue.json(
             {k: int(v) for k, v in frame.group_by("split").len().rows()} if frame.height else {}
         ),

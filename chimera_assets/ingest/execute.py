@@ -40,7 +40,7 @@ from chimera_assets.ingest.plan import (
 )
 from chimera_assets.schemas import TableSpec
 from chimera_assets.universe import Universe
-from chimera_assets.warehouse.base import Audit, AuditFailed, Slice, Warehouse
+from chimera_assets.warehouse.base import Audit, AuditFailed, MergeResult, Slice, Warehouse
 
 # Trade dates per write of a long backfill (about a quarter): bounds the rows held in memory at once.
 BLOCK_TRADE_DATES = 65
@@ -163,6 +163,8 @@ class Executed:
     per_root: dict[str, int]
     ledger_rows: list[dict]
     load_id: str
+    #: the warehouse's result of the write (BigQuery: its jobs' ids, bytes billed and slot ms)
+    merge_result: MergeResult | None = None
 
 
 def execute(
@@ -259,7 +261,7 @@ def execute(
         # The table rows carry ``load_id``; the first ledger row of the load has exactly it, the others
         # derive theirs from it (the ledger key is unique per row).
         r["load_id"] = load_id if i == 0 else f"{load_id}.{i}"
-    return Executed(result.rows_written, per_root, rows, load_id)
+    return Executed(result.rows_written, per_root, rows, load_id, result)
 
 
 def unchanged_rows(prep: Prepared, schema: str, source_kind: str, run_id: str | None) -> list[dict]:
