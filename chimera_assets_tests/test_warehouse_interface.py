@@ -60,3 +60,26 @@ def test_a_failed_commit_is_reported_with_its_cause_not_the_rollback(tmp_path, m
         wh.merge(SESSION_BARS, frame, Slice.whole_table())
     assert "no transaction is active" not in str(info.value)
     assert isinstance(frame, pl.DataFrame)
+
+
+def test_a_table_stored_by_an_older_version_gains_the_new_nullable_columns(tmp_path):
+    """A warehouse upgraded from a version without ``session_bars.session_complete`` keeps working: the
+    column is added (NULL in the old rows) and the next write fills it."""
+    import datetime as dt
+
+    path = tmp_path / "w.duckdb"
+    old_cols = [c for c in SESSION_BARS.columns if c.name != "session_complete"]
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA features")
+    con.execute("CREATE TABLE features.session_bars (" + ", ".join(
+        f'"{c.name}" {c.duckdb_type()}{"" if c.nullable else " NOT NULL"}' for c in old_cols) + ")")
+    con.execute("INSERT INTO features.session_bars (trade_date, symbol, close) VALUES ('2024-01-02', 'ZL', 1.0)")
+    con.close()
+    wh = DuckDBWarehouse(path)
+    row = {c.name: None for c in SESSION_BARS.columns}
+    row.update(trade_date=dt.date(2024, 1, 3), symbol="ZL", close=2.0, session_complete=True)
+    frame = pl.DataFrame([row], schema=SESSION_BARS.polars_schema())
+    wh.merge(SESSION_BARS, frame, Slice.from_keys([(dt.date(2024, 1, 3), "ZL")]))
+    back = wh.read(SESSION_BARS).sort("trade_date")
+    assert back["close"].to_list() == [1.0, 2.0]
+    assert back["session_complete"].to_list() == [None, True]

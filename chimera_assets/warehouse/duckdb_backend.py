@@ -94,10 +94,29 @@ class DuckDBWarehouse(Warehouse):
             return
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {DUCKDB.quote(spec.schema)}")
         con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(spec)} ({self._columns_ddl(spec)})")
+        self._add_new_columns(con, spec)
         # DuckDB has no partitioning/clustering; record the BigQuery layout so it is inspectable.
         layout = {"partition_by": spec.date_column, "cluster_by": list(spec.clustering), "key": list(spec.key)}
         con.execute(f"COMMENT ON TABLE {self._name(spec)} IS '{json.dumps(layout)}'")
         self._known_tables.add(spec.fqn)
+
+    def _add_new_columns(self, con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+        """A table stored by an older version lacks the columns the spec gained since (e.g.
+        ``session_bars.session_complete``): add the nullable ones (NULL in the old rows, which the next
+        write of their partitions fills), so an upgraded warehouse keeps working without a rebuild."""
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            [spec.schema, spec.name],
+        ).fetchall()}
+        for c in spec.columns:
+            if c.name in have:
+                continue
+            if not c.nullable:
+                raise WarehouseError(
+                    f"{spec.fqn} in {self.path} lacks the NOT NULL column {c.name!r} of this version: "
+                    "rebuild the table (drop it and materialize it again)"
+                )
+            con.execute(f"ALTER TABLE {self._name(spec)} ADD COLUMN {DUCKDB.quote(c.name)} {c.duckdb_type()}")
 
     @staticmethod
     def _columns_ddl(spec: TableSpec) -> str:
