@@ -45,6 +45,20 @@ def present_sha256s(dirs: list[Path]) -> set[str]:
     return out
 
 
+def recorded_source_dirs(wh: Warehouse, dirs: list[Path]) -> list[Path]:
+    """``dirs`` plus the folders of the files the ledger recorded as loaded that still exist.
+
+    A load may have read files outside the landing directory (``chimera run --landing-dir X``): such a
+    file still at its recorded path is present, not gone, so a prune without ``--landing-dir`` never
+    deletes what it loaded. A file is gone only when no folder searched holds its content (sha256)."""
+    led = ledger.read_ledger(wh)
+    if led.is_empty():
+        return list(dirs)
+    paths = led.filter(pl.col("status") == "loaded")["file_path"].drop_nulls().unique().to_list()
+    extra = sorted({Path(p).parent for p in paths if Path(p).is_file()} - {Path(d) for d in dirs})
+    return [*dirs, *extra]
+
+
 def table_groups(wh: Warehouse, schema: str) -> pl.DataFrame:
     """(d, r, load_id, rows) of a raw table: rows per partition and load."""
     spec = SCHEMA_TABLES[schema]

@@ -22,7 +22,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             print(f"chimera: error: --landing-dir {args.landing_dir} is not a directory", file=sys.stderr)
             return 2
         os.environ["CHIMERA_LANDING_DIR"] = str(args.landing_dir.resolve())
-    from chimera_assets.ingest.prune import apply_prune, format_prune, plan_prune
+    from chimera_assets.ingest.prune import apply_prune, format_prune, plan_prune, recorded_source_dirs
     from chimera_assets.resources import DatabentoSource
     from chimera_assets.settings import get_settings
     from chimera_assets.universe import get_universe
@@ -31,6 +31,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     source = DatabentoSource()
     dirs = [source.landing_path(), source.api_cache_path()]
     wh = get_warehouse(get_settings())
+    dirs = recorded_source_dirs(wh, dirs)
     universe = get_universe()
     plans = plan_prune(wh, universe, dirs)
     print(f"chimera prune: warehouse={wh!r}; sources present in {', '.join(str(d) for d in dirs)}")
