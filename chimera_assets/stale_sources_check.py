@@ -11,7 +11,7 @@ import dagster as dg
 
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES
-from chimera_assets.ingest.prune import present_sha256s, stale_partitions, table_groups
+from chimera_assets.ingest.prune import present_sha256s, recorded_source_dirs, stale_partitions, table_groups
 from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.universe import get_universe
@@ -37,7 +37,8 @@ def stale_source_checks() -> list[dg.AssetChecksDefinition]:
         wh = warehouse.get()
         universe = get_universe()
         led = ledger.read_ledger(wh)
-        present = present_sha256s([databento.landing_path(), databento.api_cache_path()])
+        # Also the folders the loads read from (``chimera run --landing-dir X``): a file still there is present.
+        present = present_sha256s(recorded_source_dirs(wh, [databento.landing_path(), databento.api_cache_path()]))
         for ck in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.to_user_string()):
             schema = schema_of[ck.asset_key]
             spec = SCHEMA_TABLES[schema]

@@ -28,3 +28,22 @@ def test_prune_without_landing_dir_keeps_rows_of_files_loaded_from_elsewhere(tmp
     out = capsys.readouterr().out
     assert "2024-02-" in out and "2024-01-1" not in out, out
     assert "dry run" in out
+
+
+def test_the_stale_source_check_finds_files_loaded_from_elsewhere_present(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from chimera_assets.definitions import build_definitions
+
+    elsewhere = tmp_path / "downloads"
+    write_demo_files(elsewhere, ["ZL"], date(2024, 1, 1), date(2024, 2, 1))
+    assert main(["run", "--landing-dir", str(elsewhere), "--roots", "ZL", "--start", "2024-01-02",
+                 "--end", "2024-01-30", "--no-training", "--ephemeral-instance"]) == 0
+    monkeypatch.delenv("CHIMERA_LANDING_DIR", raising=False)  # the UI's code location: default landing dir
+    key = dg.AssetCheckKey(dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"]), "source_files_present")
+    defs = build_definitions()
+    job = dg.define_asset_job("stale_check", selection=dg.AssetSelection.checks(key))
+    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("stale_check").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    (ev,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "source_files_present"]
+    assert ev.passed and ev.metadata["stale_rows"].value == 0, ev.metadata
