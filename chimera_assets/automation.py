@@ -48,21 +48,20 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._core.asset_graph_view.timing_metadata import TimingMetadata
 
+from chimera_assets.asset_keys import (
+    CONSOLIDATED,
+    DAILY_ML_MATRIX,
+    GOLDEN_ZONE,
+    LOAD_STATE,
+    MARKET_FEATURES,
+    PIVOTS,
+    POLICY_FEATURES,
+    RAW_BARS,
+    SESSION_BARS,
+)
 from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM
+from chimera_assets.trade_calendar import on_or_before_weekday
 from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
-
-RAW_1M = dg.AssetKey(["market_data", "databento_futures_ohlcv_1m"])
-RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])
-RAW_1D = dg.AssetKey(["market_data", "databento_futures_ohlcv_1d"])
-RAW_BARS = (RAW_1M, RAW_1H, RAW_1D)
-SESSION_BARS = dg.AssetKey(["features", "session_bars"])
-MARKET_FEATURES = dg.AssetKey(["features", "market_features"])
-PIVOTS = dg.AssetKey(["features", "pivots"])
-GOLDEN_ZONE = dg.AssetKey(["features", "golden_zone"])
-POLICY_FEATURES = dg.AssetKey(["features", "policy_features"])
-CONSOLIDATED = dg.AssetKey(["features", "consolidated_features"])
-DAILY_ML_MATRIX = dg.AssetKey(["features", "daily_ml_matrix"])
-LOAD_STATE = dg.AssetKey(["ops", "databento_load_state"])
 
 # policy features of date D use events before 16:00 CT on D: compute the current date after that.
 POLICY_CRON = "5 16 * * 1-5"
@@ -87,10 +86,7 @@ def _partition_keys_of(subset) -> set[str]:
 def last_partition_date(now: datetime | None = None) -> date:
     """The newest trade-date partition at ``now``: the trade-date partitions are the America/Chicago
     weekdays and include the current one (``end_offset=1``)."""
-    d = (now or datetime.now(UTC)).astimezone(ZoneInfo(CHICAGO)).date()
-    while d.weekday() >= 5:
-        d -= timedelta(days=1)
-    return d
+    return on_or_before_weekday((now or datetime.now(UTC)).astimezone(ZoneInfo(CHICAGO)).date())
 
 
 def next_trade_dates(d: date, n: int, last: date) -> list[date]:

@@ -32,6 +32,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from chimera_assets.asset_keys import asset_key
 from chimera_assets.io_manager import AUDITS, WarehouseResource
 from chimera_assets.leakage import with_leakage_check
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys, trade_date_partitions
@@ -57,10 +58,6 @@ from chimera_assets.warehouse.base import Audit, AuditFailed, Slice
 
 # Cap on the per-partition failure evaluations of one summary (range) result.
 MAX_FAILED_PARTITION_EVENTS = 500
-
-
-def asset_key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.schema, spec.name])
 
 
 def partitioned_checks_enabled() -> bool:

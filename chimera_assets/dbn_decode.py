@@ -14,7 +14,7 @@ Units and conventions of every output frame:
   sentinel (int64 max) becomes NULL;
 * timestamps: ``Datetime("us", "UTC")``; nanoseconds are floored to microseconds (the warehouse
   TIMESTAMP resolution); the UNDEF sentinel (uint64 max) becomes NULL;
-* ``trade_date``: CME trade date (:func:`chimera_assets.trade_dates.trade_date_expr`);
+* ``trade_date``: CME trade date (:func:`chimera_assets.trade_calendar.trade_date_expr`);
 * ``symbol``: the product root (``ZL``); ``series``: the requested symbol (``ZL.v.0``);
 * integers are Int64 (the warehouse type), whatever the record layout's width.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from chimera_assets.trade_dates import is_spread_symbol_expr, root_expr, trade_date_expr
+from chimera_assets.trade_calendar import is_spread_symbol_expr, root_expr, trade_date_expr
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets.trade_dates import weekday_dates  # noqa: F401 - the trade-date keys of a range
+from chimera_assets.trade_calendar import weekday_dates  # noqa: F401 - the trade-date keys of a range
 from chimera_assets.universe import Universe, get_universe
 
 FIRST_TRADE_DATE = "2010-06-07"

@@ -17,6 +17,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from chimera_assets.asset_keys import training_key
 from chimera_assets.partitions import FIRST_TRADE_DATE, weekday_dates
 from chimera_assets.schemas import ALL_TABLES, training_table
 from chimera_assets.universe import Universe, UniverseConfigError, get_universe
@@ -156,7 +157,7 @@ def run_graph(
             set(keys_by_kind["multi"]) - raw, block_tags, len(dates) * len(block),
         ))
     if include_training:
-        wanted = {dg.AssetKey(["training", training_table(r).name]) for r in roots}
+        wanted = {training_key(r) for r in roots}
         stages.append(("training tables", training & wanted, {}, 0))
     if reports:
         stages.append(("load ledger and data quality report", reports, {}, 0))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from chimera_assets.asset_keys import asset_key
 from chimera_assets.automation import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,
@@ -41,7 +42,7 @@ from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_
 from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
-from chimera_assets.trade_dates import weekday_dates
+from chimera_assets.trade_calendar import next_weekday, weekday_dates, weekday_runs
 from chimera_assets.universe import Universe, get_universe
 
 API_SENSOR_NAME = "chimera_databento_availability"
@@ -61,8 +62,7 @@ PartitionKey = tuple[date, str]
 
 
 def raw_key(schema: str) -> dg.AssetKey:
-    spec = SCHEMA_TABLES[schema]
-    return dg.AssetKey([spec.schema, spec.name])
+    return asset_key(SCHEMA_TABLES[schema])
 
 
 RAW_KEYS = tuple(raw_key(s) for s in SCHEMA_TABLES)
@@ -72,24 +72,6 @@ RAW_KEYS = tuple(raw_key(s) for s in SCHEMA_TABLES)
 # Partition helpers
 # --------------------------------------------------------------------------------------------------
 
-
-
-def _next_weekday(d: date) -> date:
-    d += timedelta(days=1)
-    while d.weekday() >= 5:
-        d += timedelta(days=1)
-    return d
-
-
-def _blocks(dates: Iterable[date]) -> list[tuple[date, date]]:
-    """Consecutive trade-date partitions (Mon-Fri, holidays included) grouped into [first, last]."""
-    out: list[list[date]] = []
-    for d in sorted(set(dates)):
-        if out and _next_weekday(out[-1][1]) == d:
-            out[-1][1] = d
-        else:
-            out.append([d, d])
-    return [(a, b) for a, b in out]
 
 
 def _root_blocks(roots: Iterable[str], order: Sequence[str]) -> list[list[str]]:
@@ -122,7 +104,7 @@ def partition_run_requests(
             dates_by[(frozenset(keys), root)].add(d)
     roots_by: dict[tuple[frozenset, date, date], list[str]] = defaultdict(list)
     for (keys, root), ds in dates_by.items():
-        for d0, d1 in _blocks(ds):
+        for d0, d1 in weekday_runs(ds):
             roots_by[(keys, d0, d1)].append(root)
     order = universe.root_names
     requests = []
@@ -170,7 +152,7 @@ def policy_run_requests(
     done = instance.get_materialized_partitions(POLICY_FEATURES) if instance is not None else set()
     wanted = sorted({d for d in dates if d.isoformat() not in done})
     requests = []
-    for d0, d1 in _blocks(wanted):
+    for d0, d1 in weekday_runs(wanted):
         run_tags = dict(tags)
         key = None
         if d0 == d1:
@@ -224,7 +206,7 @@ def newly_available(
             continue
         prev = cursor.get(schema)
         if prev:
-            start = _next_weekday(date.fromisoformat(prev))
+            start = next_weekday(date.fromisoformat(prev))
         else:
             start = initial_start or last  # first tick: the newest complete date only, not history
         for d in weekday_dates(start, last):

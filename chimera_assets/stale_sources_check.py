@@ -9,6 +9,7 @@ the files present (landing directory and API cache).
 
 import dagster as dg
 
+from chimera_assets.asset_keys import asset_key
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES
 from chimera_assets.ingest.prune import present_sha256s, recorded_source_dirs, stale_partitions, table_groups
@@ -19,18 +20,13 @@ from chimera_assets.universe import get_universe
 CHECK_NAME = "source_files_present"
 
 
-def _key(schema: str) -> dg.AssetKey:
-    spec = SCHEMA_TABLES[schema]
-    return dg.AssetKey([spec.schema, spec.name])
-
-
 def stale_source_checks() -> list[dg.AssetChecksDefinition]:
     specs = [
-        dg.AssetCheckSpec(CHECK_NAME, asset=_key(s), blocking=False,
+        dg.AssetCheckSpec(CHECK_NAME, asset=asset_key(SCHEMA_TABLES[s]), blocking=False,
                           description="WARN while raw rows remain whose source files are gone (chimera prune)")
         for s in SCHEMA_TABLES
     ]
-    schema_of = {_key(s): s for s in SCHEMA_TABLES}
+    schema_of = {asset_key(SCHEMA_TABLES[s]): s for s in SCHEMA_TABLES}
 
     @dg.multi_asset_check(name="raw_source_files_present", specs=specs, can_subset=True)
     def _check(context: dg.AssetCheckExecutionContext, databento: DatabentoSource, warehouse: WarehouseResource):

@@ -12,8 +12,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from chimera_assets.automation import (
-    AUTOMATION_SENSOR_NAME,
+from chimera_assets.asset_keys import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,
     GOLDEN_ZONE,
@@ -23,6 +22,7 @@ from chimera_assets.automation import (
     RAW_1H,
     SESSION_BARS,
 )
+from chimera_assets.automation import AUTOMATION_SENSOR_NAME
 from chimera_assets.definitions import build_definitions
 from chimera_assets.demo_data import write_demo_files
 from chimera_assets.partitions import weekday_dates

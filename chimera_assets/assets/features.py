@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from chimera_assets.asset_keys import POLICY_EVENTS as POLICY_EVENTS_KEY
+from chimera_assets.asset_keys import RAW_1D, RAW_1H, RAW_1M, RAW_STATS, REGIME_CALENDAR, asset_key
 from chimera_assets.assets.common import (
     SINGLE_RUN,
     WAREHOUSE_IO,
@@ -72,15 +74,6 @@ COMPLETENESS_LOOKAHEAD_DAYS = 10
 SESSIONS_HINT = "materialize features/session_bars for them first"
 
 
-def _k(spec) -> dg.AssetKey:
-    return dg.AssetKey([spec.schema, spec.name])
-
-
-RAW_1M = dg.AssetKey(["market_data", "databento_futures_ohlcv_1m"])
-RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])
-RAW_1D = dg.AssetKey(["market_data", "databento_futures_ohlcv_1d"])
-RAW_STATS = dg.AssetKey(["market_data", "databento_futures_statistics"])
-POLICY_EVENTS_KEY = dg.AssetKey(["reference", "policy_events"])
 
 
 def _asset(spec, lookback_dates: int | None = None, **kw):
@@ -91,7 +84,7 @@ def _asset(spec, lookback_dates: int | None = None, **kw):
     """
     metadata = {"chimera/lookback_trade_dates": lookback_dates or 0}
     return dg.asset(
-        key=_k(spec),
+        key=asset_key(spec),
         partitions_def=kw.pop("partitions_def", None) or multi_partitions(),
         backfill_policy=SINGLE_RUN,
         io_manager_key=WAREHOUSE_IO,
@@ -202,7 +195,7 @@ def _complete(sessions: pl.DataFrame) -> pl.DataFrame:
 @_asset(
     MARKET_FEATURES,
     lookback_dates=MARKET_LOOKBACK,
-    deps=[RAW_1H, _k(SESSION_BARS)],
+    deps=[RAW_1H, asset_key(SESSION_BARS)],
     description="vwap, realized_vol_1h, rv20, vol_percentile, k_vol (point in time).",
 )
 def market_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
@@ -218,7 +211,7 @@ def market_features(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 @_asset(
     PIVOTS,
     lookback_dates=PIVOT_LOOKBACK,
-    deps=[_k(SESSION_BARS)],
+    deps=[asset_key(SESSION_BARS)],
     description="Floor-trader pivots from the previous session, weekly pivot, distances.",
 )
 def pivots(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
@@ -231,7 +224,7 @@ def pivots(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> p
 @_asset(
     GOLDEN_ZONE,
     lookback_dates=GOLDEN_LOOKBACK,
-    deps=[RAW_1H, _k(SESSION_BARS)],
+    deps=[RAW_1H, asset_key(SESSION_BARS)],
     description="Golden-zone state from 1h zig-zag swings (golden-zone roots only; NULL elsewhere).",
 )
 def golden_zone(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
@@ -265,11 +258,11 @@ def policy_features(context: dg.AssetExecutionContext, policy_events: pl.DataFra
 @_asset(
     CONSOLIDATED,
     ins={
-        "session_bars": dg.AssetIn(_k(SESSION_BARS)),
-        "market_features": dg.AssetIn(_k(MARKET_FEATURES)),
-        "pivots": dg.AssetIn(_k(PIVOTS)),
-        "golden_zone": dg.AssetIn(_k(GOLDEN_ZONE)),
-        "policy_features": dg.AssetIn(_k(POLICY_FEATURES), partition_mapping=date_of_multi()),
+        "session_bars": dg.AssetIn(asset_key(SESSION_BARS)),
+        "market_features": dg.AssetIn(asset_key(MARKET_FEATURES)),
+        "pivots": dg.AssetIn(asset_key(PIVOTS)),
+        "golden_zone": dg.AssetIn(asset_key(GOLDEN_ZONE)),
+        "policy_features": dg.AssetIn(asset_key(POLICY_FEATURES), partition_mapping=date_of_multi()),
     },
     description="The flat frame: one row per complete session (symbol, data_date) with every feature family.",
 )
@@ -296,10 +289,10 @@ def consolidated_features(
 @_asset(
     DAILY_ML_MATRIX,
     ins={
-        "consolidated_features": dg.AssetIn(_k(CONSOLIDATED)),
-        "pivots": dg.AssetIn(_k(PIVOTS)),
+        "consolidated_features": dg.AssetIn(asset_key(CONSOLIDATED)),
+        "pivots": dg.AssetIn(asset_key(PIVOTS)),
     },
-    deps=[dg.AssetKey(["training", "regime_calendar"])],
+    deps=[REGIME_CALENDAR],
     description="The ML matrix: STRUCT columns market_data, pivots, policy, golden_zone, regime.",
 )
 def daily_ml_matrix(

@@ -7,12 +7,12 @@ fails to decode (or is refused: other dataset, UNDEF prices, a record count beyo
 bound) leaves a ``failed`` row, raises one error naming it, and writes nothing.
 """
 
-
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from chimera_assets.asset_keys import asset_key
 from chimera_assets.checks import audit_for
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.enrich import enrich_hook
@@ -84,8 +84,16 @@ def ingest_partitions(
     done = None
     if plan.load:
         done = execute(
-            wh, spec, schema, prep, universe, source_kind=source_kind, run_id=run_id, audit=audit_for(spec),
-            frame_hook=enrich_hook(spec, wh, plan.load), block_dates=BLOCK_TRADE_DATES,
+            wh,
+            spec,
+            schema,
+            prep,
+            universe,
+            source_kind=source_kind,
+            run_id=run_id,
+            audit=audit_for(spec),
+            frame_hook=enrich_hook(spec, wh, plan.load),
+            block_dates=BLOCK_TRADE_DATES,
         )
         rows += done.ledger_rows
     ledger.record(wh, rows)  # one ledger write per load (a lost write is repaired by the next plan)
@@ -105,7 +113,8 @@ def ingest_partitions(
     missing = plan.without_source
     if missing:
         metadata["partitions_without_source_examples"] = dg.MetadataValue.json(
-            [f"{d.isoformat()}|{r}" for d, r in missing[:20]])
+            [f"{d.isoformat()}|{r}" for d, r in missing[:20]]
+        )
     if not missing or _downstream_in_run(context):
         if missing:
             context.log.warning(
@@ -126,7 +135,8 @@ def ingest_partitions(
         # The dimension tags Dagster puts on a range run's own per-partition events (the UI filters on them).
         tags = {f"dagster/partition/{DATE_DIM}": d.isoformat(), f"dagster/partition/{SYMBOL_DIM}": r}
         yield dg.AssetMaterialization(
-            asset_key=context.asset_key, partition=dg.MultiPartitionKey({DATE_DIM: d.isoformat(), SYMBOL_DIM: r}),
+            asset_key=context.asset_key,
+            partition=dg.MultiPartitionKey({DATE_DIM: d.isoformat(), SYMBOL_DIM: r}),
             metadata=metadata if plan.skipped.get((d, r)) != NO_SESSION else {**metadata, "note": NO_SESSION},
             tags=tags,
         )
@@ -143,7 +153,7 @@ def _downstream_in_run(context: dg.AssetExecutionContext) -> bool:
 
 def _raw_asset(spec: TableSpec, schema: str, deps: list[dg.AssetKey] | None = None) -> dg.AssetsDefinition:
     @dg.asset(
-        key=dg.AssetKey([spec.schema, spec.name]),
+        key=asset_key(spec),
         partitions_def=date_symbol_partitions(),
         backfill_policy=dg.BackfillPolicy.single_run(),
         io_manager_key="warehouse_io",
@@ -160,10 +170,6 @@ def _raw_asset(spec: TableSpec, schema: str, deps: list[dg.AssetKey] | None = No
     return _asset
 
 
-def _key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.schema, spec.name])
-
-
 definitions_asset = _raw_asset(DEFINITIONS, "definition")
 statistics_asset = _raw_asset(STATISTICS, "statistics")
 # No deps between the raw assets: a raw asset with no source for a run records no materialization
@@ -175,11 +181,15 @@ ohlcv_1h_asset = _raw_asset(SCHEMA_TABLES["ohlcv-1h"], "ohlcv-1h")
 ohlcv_1d_asset = _raw_asset(OHLCV_1D, "ohlcv-1d")
 
 
-
 @dg.asset(
-    key=dg.AssetKey(["ops", "databento_load_state"]),
-    deps=[_key(DEFINITIONS), _key(STATISTICS), _key(SCHEMA_TABLES["ohlcv-1m"]), _key(SCHEMA_TABLES["ohlcv-1h"]),
-          _key(OHLCV_1D)],
+    key=asset_key(LOAD_STATE),
+    deps=[
+        asset_key(DEFINITIONS),
+        asset_key(STATISTICS),
+        asset_key(SCHEMA_TABLES["ohlcv-1m"]),
+        asset_key(SCHEMA_TABLES["ohlcv-1h"]),
+        asset_key(OHLCV_1D),
+    ],
     group_name="ops",
     kinds={"polars"},
     description="The load ledger: one row per file/API-chunk load attempt. The raw assets append to it; "
@@ -191,7 +201,9 @@ def databento_load_state(warehouse: WarehouseResource) -> dg.MaterializeResult:
     led = ledger.read_ledger(wh)
     counts = {s: int(n) for s, n in led.group_by("status").len().rows()} if led.height else {}
     failures = (
-        led.filter(pl.col("status") == "failed").sort("finished_at", descending=True).head(20)
+        led.filter(pl.col("status") == "failed")
+        .sort("finished_at", descending=True)
+        .head(20)
         .select("finished_at", "file_path", "schema", "error")
     )
     md = "| finished_at | file | schema | error |\n|---|---|---|---|\n" + "".join(
@@ -226,10 +238,15 @@ def raw_assets_with_nothing_to_load(source: DatabentoSource, dates: list, roots:
         if sel.unreadable:
             return {}
         if not (sel.files or sel.foreign):
-            out[_key(spec)] = f"no {schema} file in {source.landing_path()} for these dates and roots"
+            out[asset_key(spec)] = f"no {schema} file in {source.landing_path()} for these dates and roots"
     return out
 
 
 RAW_ASSETS = [
-    definitions_asset, statistics_asset, ohlcv_1m_asset, ohlcv_1h_asset, ohlcv_1d_asset, databento_load_state,
+    definitions_asset,
+    statistics_asset,
+    ohlcv_1m_asset,
+    ohlcv_1h_asset,
+    ohlcv_1d_asset,
+    databento_load_state,
 ]

@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from chimera_assets.asset_keys import DATA_QUALITY_REPORT
 from chimera_assets.checks import asset_key, audited_tables, calendars_and_starts
 from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.quality import (
@@ -30,7 +31,7 @@ from chimera_assets.schemas import DAILY_ML_MATRIX, TableSpec
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse.base import Warehouse
 
-REPORT_KEY = dg.AssetKey(["ops", "data_quality_report"])
+REPORT_KEY = DATA_QUALITY_REPORT
 SUMMARY_SCHEMA = {
     "table": pl.Utf8, "rule": pl.Utf8, "severity": pl.Utf8, "blocking": pl.Boolean, "root": pl.Utf8,
     "partitions_checked": pl.Int64, "partitions_failed": pl.Int64, "offending_rows": pl.Int64, "examples": pl.Utf8,

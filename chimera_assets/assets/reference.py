@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from chimera_assets import asset_keys as keys
 from chimera_assets.assets.common import WAREHOUSE_IO, WRITER_POOL
 from chimera_assets.features.policy import load_policy_events
 from chimera_assets.features.policy_sources import combine_policy_events, policy_files
@@ -13,7 +14,7 @@ from chimera_assets.settings import get_settings
 
 
 @dg.asset(
-    key=dg.AssetKey(["reference", "policy_events"]),
+    key=keys.POLICY_EVENTS,
     io_manager_key=WAREHOUSE_IO,
     group_name="reference",
     pool=WRITER_POOL,
@@ -62,7 +63,7 @@ def policy_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
 
 @dg.asset(
-    key=dg.AssetKey(["training", "regime_weights"]),
+    key=keys.REGIME_WEIGHTS,
     io_manager_key=WAREHOUSE_IO,
     group_name="training",
     pool=WRITER_POOL,
@@ -74,7 +75,7 @@ def regime_weights() -> pl.DataFrame:
 
 
 @dg.asset(
-    key=dg.AssetKey(["training", "regime_calendar"]),
+    key=keys.REGIME_CALENDAR,
     io_manager_key=WAREHOUSE_IO,
     group_name="training",
     pool=WRITER_POOL,

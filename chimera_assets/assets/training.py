@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from chimera_assets import asset_keys as keys
 from chimera_assets.assets.common import WRITER_POOL
 from chimera_assets.checks import audit_for, dagster_metadata
 from chimera_assets.io_manager import WarehouseResource, job_metadata, written_metadata
@@ -24,8 +25,8 @@ from chimera_assets.training_card import kept_rows, training_card
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice
 
-MATRIX_KEY = dg.AssetKey(["features", "daily_ml_matrix"])
-SESSION_BARS_KEY = dg.AssetKey(["features", "session_bars"])
+MATRIX_KEY = keys.DAILY_ML_MATRIX
+SESSION_BARS_KEY = keys.SESSION_BARS
 
 
 def _symbol_slice(root: str) -> Slice:
@@ -114,7 +115,7 @@ def training_assets() -> list[dg.AssetsDefinition]:
     assets (every partition key of the matrix and the session bars, ~30,000 keys, 0.2-0.35 s each
     time) once per step, so seven single assets paid it fourteen times per run.
     """
-    roots = {dg.AssetKey([training_table(r).schema, training_table(r).name]): r for r in get_universe().root_names}
+    roots = {keys.training_key(r): r for r in get_universe().root_names}
     specs = [
         dg.AssetSpec(
             key, deps=[MATRIX_KEY, SESSION_BARS_KEY], group_name="training", kinds={"polars"}, skippable=True,

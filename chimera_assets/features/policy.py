@@ -58,6 +58,7 @@ from chimera_assets.features.policy_vocab import (
     W7_LENGTH,
     word_regex,
 )
+from chimera_assets.trade_calendar import on_or_after_weekday
 
 _US_PER_HOUR = 3_600_000_000
 
@@ -91,9 +92,7 @@ def first_covered_trade_date(ts: datetime) -> date:
     d = ts.astimezone(CHICAGO).date()
     if ts > cutoff_instant(d):
         d += timedelta(days=1)
-    while d.weekday() >= 5:
-        d += timedelta(days=1)
-    return d
+    return on_or_after_weekday(d)
 
 
 def _as_date_series(trade_dates: Sequence[date] | pl.Series) -> pl.Series:

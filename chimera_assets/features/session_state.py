@@ -41,7 +41,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from chimera_assets.trade_dates import CME_TZ
+from chimera_assets.trade_calendar import CME_TZ
 
 # How far each frequency's bar reaches past its ts_event (the bar's open).
 BAR_SPAN = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}

@@ -19,7 +19,7 @@ from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header
 from chimera_assets.schemas import DEFINITIONS
-from chimera_assets.trade_dates import weekday_dates
+from chimera_assets.trade_calendar import weekday_dates
 from chimera_assets.universe import Universe
 
 PartitionKey = tuple[date, str]

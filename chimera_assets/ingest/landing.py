@@ -32,7 +32,7 @@ from chimera_assets.schemas import (
     STATISTICS,
     TableSpec,
 )
-from chimera_assets.trade_dates import root_from_series
+from chimera_assets.trade_calendar import previous_weekday, root_from_series
 from chimera_assets.universe import Universe
 from chimera_assets.warehouse.base import keys_distinct
 
@@ -279,13 +279,6 @@ def _dedupe(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.unique(subset=list(spec.key), keep="last", maintain_order=True)
 
 
-def _weekday_before(d: date) -> date:
-    d = d - timedelta(days=1)
-    while d.weekday() >= 5:
-        d -= timedelta(days=1)
-    return d
-
-
 def needed_window(schema: str, d: date) -> tuple[datetime, datetime]:
     """The UTC span a file must cover to hold ALL of partition ``d``'s records of ``schema``.
 
@@ -297,7 +290,7 @@ def needed_window(schema: str, d: date) -> tuple[datetime, datetime]:
     if schema in ("ohlcv-1d", "definition"):
         start = d - timedelta(days=2) if d.weekday() == 0 else d
         return datetime.combine(start, time(), utc), datetime.combine(d + timedelta(days=1), time(), utc)
-    lo = datetime.combine(_weekday_before(d), time(21), utc)
+    lo = datetime.combine(previous_weekday(d), time(21), utc)
     days_after = 2 if schema == "statistics" else 1
     return lo, datetime.combine(d + timedelta(days=days_after), time(), utc)
 

@@ -25,6 +25,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from chimera_assets.ingest.coverage import FileCoverage, PartitionKey
+from chimera_assets.trade_calendar import weekday_runs
 
 NO_SOURCE = "no source file holds records for it (table left as it is)"
 NO_SESSION = "the source covers the day but holds no record for it (no session): 0 rows"
@@ -173,22 +174,8 @@ def rectangles(keys: Iterable[PartitionKey]) -> list[tuple[frozenset[str], date,
         roots_by_dates[frozenset(ds)].add(r)
     out = []
     for ds, roots in roots_by_dates.items():
-        run: list[date] = []
-        for d in sorted(ds):
-            if run and _next_weekday(run[-1]) != d:
-                out.append((frozenset(roots), run[0], run[-1]))
-                run = []
-            run.append(d)
-        if run:
-            out.append((frozenset(roots), run[0], run[-1]))
+        out.extend((frozenset(roots), first, last) for first, last in weekday_runs(ds))
     return sorted(out, key=lambda x: (x[1], sorted(x[0])))
-
-
-def _next_weekday(d: date) -> date:
-    d += timedelta(days=1)
-    while d.weekday() >= 5:
-        d += timedelta(days=1)
-    return d
 
 
 def table_load_ids(frame: pl.DataFrame) -> dict[PartitionKey, set[str]]:

@@ -16,19 +16,12 @@ so they always agree. See docs/data_quality.md.
 
 Layout (one concern per module; this package re-exports every public name, so callers import from
 ``chimera_assets.quality``): ``registry`` (rules, thresholds, ``CheckOutcome``), ``frames`` (partition
-keys, offender frames), ``hard_rules``, ``calendars`` (CME sessions), ``soft_rules``, ``outcomes``
+keys, offender frames), ``hard_rules``, ``soft_rules``, ``outcomes``
 (offenders -> outcomes) and ``evaluation`` (rules against a warehouse, write-audit offenders).
 """
 
 from __future__ import annotations
 
-from chimera_assets.quality.calendars import (
-    early_close_keys,
-    early_close_sessions,
-    expected_partitions,
-    expected_sessions,
-    latest_closed_session,
-)
 from chimera_assets.quality.evaluation import (
     CHECKED_TABLES,
     PARTITIONED_FEATURE_TABLES,
@@ -77,6 +70,13 @@ from chimera_assets.quality.soft_rules import (
     missing_session_rows,
     outlier_return_rows,
     unexpected_session_rows,
+)
+from chimera_assets.trade_calendar import (
+    early_close_keys,
+    early_close_sessions,
+    expected_partitions,
+    expected_sessions,
+    latest_closed_session,
 )
 
 __all__ = [

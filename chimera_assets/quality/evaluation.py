@@ -11,11 +11,6 @@ from typing import Any
 
 import polars as pl
 
-from chimera_assets.quality.calendars import (
-    early_close_keys,
-    expected_partitions,
-    expected_sessions,
-)
 from chimera_assets.quality.frames import (
     _id_columns,
     _with_partition,
@@ -63,6 +58,11 @@ from chimera_assets.schemas import (
     SESSION_BARS,
     STATISTICS,
     TableSpec,
+)
+from chimera_assets.trade_calendar import (
+    early_close_keys,
+    expected_partitions,
+    expected_sessions,
 )
 from chimera_assets.warehouse.base import Slice, Warehouse
 

@@ -11,11 +11,6 @@ from typing import Any
 
 import polars as pl
 
-from chimera_assets.quality.calendars import (
-    expected_partitions,
-    expected_sessions,
-    latest_closed_session,
-)
 from chimera_assets.quality.frames import (
     partition_key,
     partition_key_expr,
@@ -26,6 +21,11 @@ from chimera_assets.quality.registry import (
     RULES,
     CheckOutcome,
     QualityConfig,
+)
+from chimera_assets.trade_calendar import (
+    expected_partitions,
+    expected_sessions,
+    latest_closed_session,
 )
 
 

@@ -1,4 +1,4 @@
-"""CME trade-date rule and root parsing (chimera_assets.trade_dates)."""
+"""CME trade-date rule and root parsing (chimera_assets.trade_calendar)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from chimera_assets.trade_dates import (
+from chimera_assets.trade_calendar import (
     is_spread_symbol_expr,
     root_expr,
     root_from_series,
