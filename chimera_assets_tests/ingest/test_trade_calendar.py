@@ -11,10 +11,15 @@ import pytest
 
 from chimera_assets.trade_calendar import (
     is_spread_symbol_expr,
+    next_weekday,
+    on_or_after_weekday,
+    on_or_before_weekday,
+    previous_weekday,
     root_expr,
     root_from_series,
     trade_date_expr,
     trade_date_of,
+    weekday_runs,
 )
 
 UTC = dt.UTC
@@ -122,3 +127,21 @@ def test_root_from_series_rejects_unparseable_symbols(bad):
 def test_spread_flag():
     df = pl.DataFrame({"s": ["ZLZ5-ZLF6", "ZL:BF Z5-F6-H6", "ZL.v.0", None]})
     assert df.select(is_spread_symbol_expr("s")).to_series().to_list() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("symbol", ["ZLZ5:XYZ", "ZLZ5-ZLF6", "ZL:BF Z5-F6-H6", "MESH25", "ZL.v.0", " ZL.FUT "])
+def test_scalar_and_vectorised_root_parsers_agree(symbol):
+    # The two once disagreed on a contract followed by ':' ("ZLZ5:XYZ" gave ZLZ5 and ZL).
+    assert root_from_series(symbol) == pl.DataFrame({"s": [symbol]}).select(root_expr("s")).item()
+    assert root_from_series("ZLZ5:XYZ") == "ZL"
+
+
+def test_weekend_rule_helpers():
+    date = dt.date
+    fri, sat, sun, mon = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3), date(2024, 3, 4)
+    assert [on_or_after_weekday(d) for d in (fri, sat, sun, mon)] == [fri, mon, mon, mon]
+    assert [on_or_before_weekday(d) for d in (fri, sat, sun, mon)] == [fri, fri, fri, mon]
+    assert next_weekday(fri) == mon and previous_weekday(mon) == fri and next_weekday(mon) == date(2024, 3, 5)
+    # A Friday and the next Monday are one run; a skipped weekday starts a new one; duplicates ignored.
+    days = [date(2024, 2, 29), fri, mon, mon, date(2024, 3, 6)]
+    assert weekday_runs(days) == [(date(2024, 2, 29), mon), (date(2024, 3, 6), date(2024, 3, 6))]
