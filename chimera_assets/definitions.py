@@ -12,10 +12,11 @@ from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
-from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
 from chimera_assets.instance import apply_bookkeeping_env
 from chimera_assets.io_manager import WarehouseIOManager, warehouse_resource, with_table_metadata
+from chimera_assets.lib.automation.flows import with_automation
+from chimera_assets.lib.automation.sensor import automation_sensor
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import build_sensors_and_schedules
 from chimera_assets.whole_graph import whole_graph_job

@@ -31,7 +31,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from chimera_assets.automation import last_partition_date, sensor_interval_s
 from chimera_assets.dbn_decode import DbnDecodeError
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.coverage import FileCoverage, file_coverage
@@ -39,6 +38,7 @@ from chimera_assets.ingest.execute import root_of_series, table_state
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files
 from chimera_assets.ingest.plan import Plan, known_load_ids, loaded_rects, plan_loads, table_load_ids
 from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.automation.sensor import last_partition_date, sensor_interval_s
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.universe import Universe, get_universe
 

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from chimera_assets.asset_keys import asset_key
-from chimera_assets.automation import (
+from chimera_assets.asset_keys import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,
     GOLDEN_ZONE,
@@ -33,13 +32,13 @@ from chimera_assets.automation import (
     POLICY_FEATURES,
     RAW_BARS,
     SESSION_BARS,
-    last_partition_date,
-    sensor_interval_s,
+    asset_key,
 )
 from chimera_assets.dbn_decode import DbnDecodeError
 from chimera_assets.ingest.coverage import file_coverage
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_window
 from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported
+from chimera_assets.lib.automation.sensor import last_partition_date, sensor_interval_s
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.trade_calendar import next_weekday, weekday_dates, weekday_runs

@@ -22,9 +22,9 @@ from chimera_assets.asset_keys import (
     RAW_1H,
     SESSION_BARS,
 )
-from chimera_assets.automation import AUTOMATION_SENSOR_NAME
 from chimera_assets.definitions import build_definitions
 from chimera_assets.demo_data import write_demo_files
+from chimera_assets.lib.automation.sensor import AUTOMATION_SENSOR_NAME
 from chimera_assets.partitions import weekday_dates
 
 CHAIN = [SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX]

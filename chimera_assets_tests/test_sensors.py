@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from chimera_assets.automation import AUTOMATION_SENSOR_NAME, DAILY_ML_MATRIX, SESSION_BARS
+from chimera_assets.asset_keys import DAILY_ML_MATRIX, SESSION_BARS
 from chimera_assets.definitions import build_definitions
 from chimera_assets.demo_data import demo_dbn_bytes, write_demo_files
 from chimera_assets.ingest import ledger
 from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.automation.sensor import AUTOMATION_SENSOR_NAME
 from chimera_assets.partitions import date_symbol_partitions, weekday_dates
 from chimera_assets.resources import DatabentoSource
 from chimera_assets.sensors import (
