@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
-import polars as pl
 
 from chimera_assets.asset_keys import training_key
 from chimera_assets.partitions import FIRST_TRADE_DATE, weekday_dates
@@ -92,11 +91,60 @@ def root_blocks(roots: list[str], universe: Universe) -> list[list[str]]:
     return [[order[i] for i in b] for b in blocks]
 
 
-def _check_results(result: dg.ExecuteInProcessResult) -> tuple[int, list[str], list[str]]:
-    """(passed, failed ERROR checks, failed WARN checks): warnings are reported, not failures."""
-    from chimera_assets.checks import summarise_evaluations
+@dataclass(frozen=True)
+class Stage:
+    """One Dagster run of the plan: its title, the assets it selects, the run tags of its range."""
 
-    return summarise_evaluations(result.get_asset_check_evaluations())
+    name: str
+    selection: frozenset[dg.AssetKey]
+    tags: dict[str, str]
+    partitions: int = 0
+
+
+def _range_tags(start: str, end: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+def plan_stages(
+    defs: dg.Definitions, dates: list[date], roots: list[str], universe: Universe, include_training: bool,
+    skipped: set[dg.AssetKey] = frozenset(),
+) -> list[Stage]:
+    """The runs of [dates] x roots in order (a Dagster run holds one partitions definition): reference
+    tables, the date-only policy features, per block of neighbouring roots the raw market data then
+    session bars -> features -> matrix, the training tables of ``roots``, the ops reports.
+
+    ``skipped``: raw assets left out (nothing to load for the range)."""
+    d0, d1 = dates[0].isoformat(), dates[-1].isoformat()
+    graph = defs.resolve_asset_graph()
+    keys_by_kind: dict[str, set[dg.AssetKey]] = {"none": set(), "date": set(), "multi": set()}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        pdef = node.partitions_def
+        if node.is_external or not node.is_materializable:
+            continue
+        kind = "none" if pdef is None else "multi" if isinstance(pdef, dg.MultiPartitionsDefinition) else "date"
+        keys_by_kind[kind].add(key)
+    multi = keys_by_kind["multi"] - set(skipped)
+    training = {k for k in keys_by_kind["none"] if k.path[0] == "training" and k.path[1].endswith("_daily")}
+    reports = {k for k in keys_by_kind["none"] if k.path[0] == "ops"}
+    stages = [
+        Stage("reference tables", frozenset(keys_by_kind["none"] - training - reports), {}),
+        Stage(f"policy features {d0}..{d1}", frozenset(keys_by_kind["date"]), _range_tags(d0, d1), len(dates)),
+    ]
+    # Raw market data goes in its own run: a run of raw assets only records a materialization just for
+    # the partitions a source really loaded (a raw asset in a mixed run must yield its output, or Dagster
+    # skips every step downstream of it), so a partition without a source never shows as materialized.
+    raw = frozenset(k for k in multi if k.path[0] == "market_data")
+    for block in root_blocks(roots, universe):
+        tags, n = _range_tags(f"{d0}|{block[0]}", f"{d1}|{block[-1]}"), len(dates) * len(block)
+        stages.append(Stage(f"market data {d0}..{d1} x {','.join(block)}", raw, tags, n))
+        stages.append(Stage(f"session bars -> features -> matrix {d0}..{d1} x {','.join(block)}",
+                            frozenset(multi - raw), tags, n))
+    if include_training:
+        stages.append(Stage("training tables", frozenset(training & {training_key(r) for r in roots}), {}))
+    if reports:
+        stages.append(Stage("load ledger and data quality report", frozenset(reports), {}))
+    return stages
 
 
 def run_graph(
@@ -113,7 +161,11 @@ def run_graph(
 ) -> RunSummary:
     """Materialize every asset for [start, end] x roots; returns per-stage results and row counts.
 
-    ``extra_tags`` go on every run (the whole-graph job tags its child runs with its own run id)."""
+    Each stage is one ``execute_in_process`` of the implicit asset job's subset; the first failed stage
+    stops the plan. ``extra_tags`` go on every run (the whole-graph job tags its child runs with its
+    own run id)."""
+    from chimera_assets.checks import summarise_evaluations
+
     universe = get_universe()
     try:
         roots = universe.require_roots(roots)
@@ -122,74 +174,39 @@ def run_graph(
     if not roots:
         raise RunInputError("--roots is empty")
     dates = validate_range(start, end)
-    d0, d1 = dates[0].isoformat(), dates[-1].isoformat()
-    job = defs.resolve_implicit_global_asset_job_def()
-    graph = defs.resolve_asset_graph()
-    keys_by_kind: dict[str, list[dg.AssetKey]] = {"none": [], "date": [], "multi": []}
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        pdef = node.partitions_def
-        if node.is_external or not node.is_materializable:
-            continue
-        kind = "none" if pdef is None else "multi" if isinstance(pdef, dg.MultiPartitionsDefinition) else "date"
-        keys_by_kind[kind].append(key)
     skipped = _nothing_to_load(defs, dates, roots)
     for key, reason in skipped.items():
         progress(f"skipping {key.to_user_string()}: {reason}")
-    keys_by_kind["multi"] = [k for k in keys_by_kind["multi"] if k not in skipped]
-    training = {k for k in keys_by_kind["none"] if k.path[0] == "training" and k.path[1].endswith("_daily")}
-    reports = {k for k in keys_by_kind["none"] if k.path[0] == "ops"}
-    stages: list[tuple[str, set[dg.AssetKey], dict[str, str], int]] = [
-        ("reference tables", set(keys_by_kind["none"]) - training - reports, {}, 0),
-        (f"policy features {d0}..{d1}", set(keys_by_kind["date"]),
-         {"dagster/asset_partition_range_start": d0, "dagster/asset_partition_range_end": d1}, len(dates)),
-    ]
-    # Raw market data goes in its own run: a run of raw assets only records a materialization just for
-    # the partitions a source really loaded (a raw asset in a mixed run must yield its output, or Dagster
-    # skips every step downstream of it), so a partition without a source never shows as materialized.
-    raw = {k for k in keys_by_kind["multi"] if k.path[0] == "market_data"}
-    for block in root_blocks(roots, universe):
-        block_tags = {"dagster/asset_partition_range_start": f"{d0}|{block[0]}",
-                      "dagster/asset_partition_range_end": f"{d1}|{block[-1]}"}
-        stages.append((f"market data {d0}..{d1} x {','.join(block)}", raw, block_tags, len(dates) * len(block)))
-        stages.append((
-            f"session bars -> features -> matrix {d0}..{d1} x {','.join(block)}",
-            set(keys_by_kind["multi"]) - raw, block_tags, len(dates) * len(block),
-        ))
-    if include_training:
-        wanted = {training_key(r) for r in roots}
-        stages.append(("training tables", training & wanted, {}, 0))
-    if reports:
-        stages.append(("load ledger and data quality report", reports, {}, 0))
+    stages = plan_stages(defs, dates, roots, universe, include_training, set(skipped))
+    job = defs.resolve_implicit_global_asset_job_def()
     results: list[StageResult] = []
-    for i, (name, selection, tags, n_parts) in enumerate(stages, 1):
-        if not selection:
+    for i, stage in enumerate(stages, 1):
+        if not stage.selection:
             continue
-        progress(f"[{i}/{len(stages)}] {name} ({len(selection)} asset(s){f', {n_parts} partition(s)' if n_parts else ''})")
+        parts = f", {stage.partitions} partition(s)" if stage.partitions else ""
+        progress(f"[{i}/{len(stages)}] {stage.name} ({len(stage.selection)} asset(s){parts})")
         t0 = time.perf_counter()
-        sub = job.get_subset(asset_selection=selection)
-        res = sub.execute_in_process(
-            instance=instance, tags={**tags, **(extra_tags or {})}, raise_on_error=False,
+        res = job.get_subset(asset_selection=set(stage.selection)).execute_in_process(
+            instance=instance, tags={**stage.tags, **(extra_tags or {})}, raise_on_error=False,
             run_config=run_config or QUIET,
         )
-        passed, failed, warned = _check_results(res)
+        passed, failed, warned = summarise_evaluations(res.get_asset_check_evaluations())
         err = None
         if not res.success:
-            failures = [ev for ev in res.all_events if ev.is_step_failure]
-            err = "; ".join(f"{ev.step_key}: {root_cause(ev.step_failure_data.error)}" for ev in failures)
-            err = err or "run failed"
-        stage = StageResult(name, time.perf_counter() - t0, res.success, n_parts, passed, failed, warned, err)
-        results.append(stage)
-        status = "ok" if res.success else "FAILED"
+            err = "; ".join(
+                f"{ev.step_key}: {root_cause(ev.step_failure_data.error)}" for ev in res.get_step_failure_events()
+            ) or "run failed"
+        result = StageResult(stage.name, time.perf_counter() - t0, res.success, stage.partitions, passed, failed,
+                             warned, err)
+        results.append(result)
         progress(
-            f"      {status} in {stage.seconds:.1f}s; checks passed {passed}, failed {len(failed)}, "
-            f"warnings {len(warned)}"
+            f"      {'ok' if res.success else 'FAILED'} in {result.seconds:.1f}s; checks passed {passed}, "
+            f"failed {len(failed)}, warnings {len(warned)}"
         )
         if not res.success:
             progress(f"      error: {err}")
             break
-    rows = table_row_counts(warehouse, roots)
-    return RunSummary(results, rows, repr(warehouse))
+    return RunSummary(results, table_row_counts(warehouse, roots), repr(warehouse))
 
 
 def _nothing_to_load(defs: dg.Definitions, dates: list[date], roots: list[str]) -> dict[dg.AssetKey, str]:
@@ -241,17 +258,3 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"  result: {'SUCCESS' if summary.success else 'FAILED'}")
     return "\n".join(lines)
 
-
-def frame_hash(frame: pl.DataFrame, exclude: tuple[str, ...] = ()) -> str:
-    """Order-independent content hash of a frame (used to prove re-runs change nothing).
-
-    Rows are hashed one by one (polars ``hash_rows``, stable within one process) and the sorted row
-    hashes digested, so neither row order nor memory layout (chunks) changes the result.
-    """
-    import hashlib
-
-    cols = [c for c in frame.columns if c not in exclude]
-    if not cols or frame.height == 0:
-        return hashlib.sha256(repr(cols).encode()).hexdigest()
-    rows = frame.select(cols).rechunk().hash_rows(seed=0).sort()
-    return hashlib.sha256(repr(cols).encode() + rows.to_numpy().tobytes()).hexdigest()

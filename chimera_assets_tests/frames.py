@@ -1,7 +1,8 @@
-"""Small frame builders for tests (hand-made rows conforming to a table spec)."""
+"""Small frame helpers for tests: hand-made rows conforming to a table spec, an order-independent frame hash."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 import polars as pl
@@ -22,3 +23,16 @@ def session_rows(keys: list[tuple[date, str]], close: float = 1.0) -> list[dict]
          "thin_flag": False}
         for d, s in keys
     ]
+
+
+def frame_hash(frame: pl.DataFrame, exclude: tuple[str, ...] = ()) -> str:
+    """Order-independent content hash of a frame (used to prove re-runs change nothing).
+
+    Rows are hashed one by one (polars ``hash_rows``, stable within one process) and the sorted row
+    hashes digested, so neither row order nor memory layout (chunks) changes the result.
+    """
+    cols = [c for c in frame.columns if c not in exclude]
+    if not cols or frame.height == 0:
+        return hashlib.sha256(repr(cols).encode()).hexdigest()
+    rows = frame.select(cols).rechunk().hash_rows(seed=0).sort()
+    return hashlib.sha256(repr(cols).encode() + rows.to_numpy().tobytes()).hexdigest()

@@ -18,12 +18,11 @@ from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
 from chimera_assets.resources import DatabentoSource
-from chimera_assets.runner import frame_hash
 from chimera_assets.schemas import DAILY_ML_MATRIX, OHLCV_1H, SESSION_BARS, training_table
 from chimera_assets.warehouse.base import AuditFailed, Slice
 from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 from chimera_assets_tests.conftest import shared_data
-from chimera_assets_tests.frames import rows_for
+from chimera_assets_tests.frames import frame_hash, rows_for
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SB_KEY = dg.AssetKey(["features", "session_bars"])

@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 import yaml
 
-from chimera_assets.runner import frame_hash
 from chimera_assets.schemas import (
     DAILY_ML_MATRIX,
     OHLCV_1H,
@@ -21,6 +20,7 @@ from chimera_assets.schemas import (
 )
 from chimera_assets_tests.conftest import shared_data
 from chimera_assets_tests.e2e_helpers import data_tables, run_main_job
+from chimera_assets_tests.frames import frame_hash
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = ["ZL", "MES"]

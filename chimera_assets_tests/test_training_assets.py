@@ -86,7 +86,7 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
 
 
 def test_a_leaked_feature_fails_the_check_and_publishes_nothing(monkeypatch):
-    from chimera_assets.runner import frame_hash
+    from chimera_assets_tests.frames import frame_hash
     from chimera_assets_tests.test_training_set import audits_registered
     from chimera_assets_tests.training_frames import inject_next_close_leak
 

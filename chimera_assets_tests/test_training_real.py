@@ -19,11 +19,12 @@ from chimera_assets import checks
 from chimera_assets.cli import main as cli_main
 from chimera_assets.definitions import build_definitions
 from chimera_assets.leakage import THRESHOLDS, leakage_report
-from chimera_assets.runner import frame_hash, run_graph
+from chimera_assets.runner import run_graph
 from chimera_assets.schemas import training_table
 from chimera_assets.training_card import kept_rows
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
 from chimera_assets_tests.conftest import shared_data
+from chimera_assets_tests.frames import frame_hash
 from chimera_assets_tests.test_training_set import _expected, audits_registered
 from chimera_assets_tests.training_frames import inject_next_close_leak
 

@@ -11,12 +11,12 @@ import polars as pl
 
 from chimera_assets.definitions import build_definitions
 from chimera_assets.features.policy_sources import combine_policy_events, policy_files
-from chimera_assets.runner import frame_hash
 from chimera_assets.schemas import POLICY_EVENTS, POLICY_FEATURES
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.conftest import shared_data
 from chimera_assets_tests.dagster_helpers import QUIET
+from chimera_assets_tests.frames import frame_hash
 
 INTEL = "trump_policy_intelligence_2025.parquet"
 SOCIAL = "social_posts_2008-2025.parquet"
