@@ -12,8 +12,8 @@ This job's single op calls ``runner.run_graph`` on the run's own instance: refer
 policy features of the range, one range run per block of roots for raw -> session bars -> features ->
 matrix, the training tables and the quality report, each a real Dagster run (tagged with this run's
 id) in the same instance. While a run of this job is queued or in progress, declarative automation
-requests nothing (``automation.whole_graph_run_active``): every partition of the range is about to
-be produced by it, in order.
+requests nothing (``lib.automation.conditions.WholeGraphRunActive``): every partition of the range
+is about to be produced by it, in order.
 
 Launch (UI): Jobs -> chimera_whole_graph -> Launchpad, config::
 
