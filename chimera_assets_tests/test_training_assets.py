@@ -1,6 +1,7 @@
 """The training tables are one subsettable multi-asset: one failing root does not keep the others stale."""
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from chimera_assets.assets import training
@@ -56,6 +57,22 @@ def _store_multi_year_matrix():
     return wh
 
 
+def _sessions_per_split() -> dict[str, int]:
+    """Sessions of the synthetic ZL matrix per split, counted here from the calendar alone: the weekdays
+    of 2021-01-04 .. 2025-12-31 minus ``HOLIDAYS``; train < 2023 <= val < 2024 <= test."""
+    from datetime import date, timedelta
+
+    from chimera_assets_tests.training_frames import HOLIDAYS
+
+    out = {"train": 0, "val": 0, "test": 0}
+    d = date(2021, 1, 4)
+    while d <= date(2025, 12, 31):
+        if d.weekday() < 5 and d not in HOLIDAYS:
+            out["train" if d.year < 2023 else "val" if d.year == 2023 else "test"] += 1
+        d += timedelta(days=1)
+    return out
+
+
 def _check_evaluations(res, name="no_target_leakage"):
     return [e for e in res.get_asset_check_evaluations() if e.check_name == name]
 
@@ -72,8 +89,13 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
     md = mat.materialization.metadata
     card = md["training_set_card"]
     assert isinstance(card, dg.MarkdownMetadataValue)
-    assert "| val | 258 | 257 / 257 (99.6%)" in card.value and "| test | 520 | 520 / 519 (100.0%)" in card.value
-    assert md["kept_rows"].value["val/1d"] == 257
+    n = _sessions_per_split()
+    # 1d: val's last row looks into test (purged; kept = labelled = n - 1); test's last row has no next
+    # session (kept, not labelled).
+    v, t = n["val"], n["test"]
+    assert f"| val | {v} | {v - 1} / {v - 1} ({100 * (v - 1) / v:.1f}%)" in card.value, card.value
+    assert f"| test | {t} | {t} / {t - 1} (100.0%)" in card.value, card.value
+    assert md["kept_rows"].value["val/1d"] == v - 1
     (ev,) = _check_evaluations(res)
     assert ev.passed and ev.asset_key == _key("ZL")
     meta = ev.metadata
@@ -82,7 +104,7 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
     assert set(per_split) == {"train", "val", "test"}
     assert all(abs(e["rho"]) <= e["threshold"] for e in per_split.values())
     assert "| val |" in meta["per_split_table"].value
-    assert wh.read(training_table("ZL")).height == 1296
+    assert wh.read(training_table("ZL")).height == sum(n.values())
 
 
 def test_a_leaked_feature_fails_the_check_and_publishes_nothing(monkeypatch):
@@ -135,7 +157,11 @@ def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
     with audits_registered():
         assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
     back = wh.read(training_table("ZL"))
-    assert back.height == 1296 and back["purged_1d"].sum() == 2
+    # 1d purges exactly the last session before each of the two split boundaries.
+    assert back.height == sum(_sessions_per_split().values()) and back["purged_1d"].sum() == 2
+    last_of = back.group_by(pl.col("data_date").dt.year()).agg(pl.col("data_date").max().alias("last"))
+    last = sorted(dict(last_of.rows())[y] for y in (2022, 2023))
+    assert sorted(back.filter("purged_1d")["data_date"].to_list()) == last
 
 
 def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
@@ -151,7 +177,8 @@ def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
         res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
                              raise_on_error=False)
     assert not res.success
-    assert wh.read(old).height == 1296  # not dropped: the audit ran before the old table was replaced
+    # Not dropped: the audit ran before the old table was replaced.
+    assert wh.read(old).height == sum(_sessions_per_split().values())
 
 
 def test_the_leakage_check_alone_judges_the_published_rows():
