@@ -121,15 +121,10 @@ def test_training_targets_split_and_tail(real_run):
 
 def test_policy_counts_in_the_matrix_equal_an_independent_count_of_the_event_files(real_run):
     """The matrix's policy columns are date-level and, for every date of 2024-2025, inside coverage (the
-    social file starts in 2008): no NULL counts. On every date the two mention counts equal a count made
-    here from the deduplicated events with plain Python: events in W1 = (T - 24 h, T], T = 16:00
-    America/Chicago on the date, whose text holds the whole word 'trump' (and 'china' or 'xi')."""
-    import re
-    from bisect import bisect_right
-    from datetime import UTC, datetime, time
-    from zoneinfo import ZoneInfo
-
+    social file starts in 2008): no NULL counts. On every date the two mention counts equal the reference
+    count of the deduplicated events (``w1_mention_counts``: plain ``re`` over W1 = (T - 24 h, T])."""
     from chimera_assets.features.policy import load_policy_events
+    from chimera_assets_tests.features.test_policy_real import w1_mention_counts
 
     _, wh = real_run
     m = wh.read(DAILY_ML_MATRIX).select("symbol", "data_date", pl.col("policy").struct.unnest())
@@ -139,20 +134,13 @@ def test_policy_counts_in_the_matrix_equal_an_independent_count_of_the_event_fil
     per_date = m.group_by("data_date").agg(pl.col(policy_cols).n_unique())
     assert per_date.select(pl.max_horizontal(pl.col(policy_cols).max())).item() == 1, "policy differs by root"
 
-    ev = load_policy_events(sorted(shared_data("policy-events").glob("*.parquet"))).sort("ts")
-    stamps, texts = ev["ts"].to_list(), ev["text"].to_list()
-    trump, china_xi = re.compile(r"\btrump\b", re.I), re.compile(r"\b(?:china|xi)\b", re.I)
+    ev = load_policy_events(sorted(shared_data("policy-events").glob("*.parquet")))
     got = dict(m.group_by("data_date").agg(pl.struct(counts).first()).rows())
-    want = {}
-    for d in got:
-        cut = datetime.combine(d, time(16), ZoneInfo("America/Chicago")).astimezone(UTC)
-        in_w1 = texts[bisect_right(stamps, cut - timedelta(hours=24)):bisect_right(stamps, cut)]
-        want[d] = {"trump_mentions": sum(bool(trump.search(t)) for t in in_w1),
-                   "trumpxi_china_mentions": sum(bool(trump.search(t) and china_xi.search(t)) for t in in_w1)}
+    got = {d: (v["trump_mentions"], v["trumpxi_china_mentions"]) for d, v in got.items()}
+    want = w1_mention_counts(ev, sorted(got))
     assert got == want
     # Not a comparison of zeros: the period holds a few mentions (Jan, Aug-Nov 2025), one with China/Xi.
-    assert sum(v["trump_mentions"] for v in want.values()) > 5
-    assert sum(v["trumpxi_china_mentions"] for v in want.values()) >= 1
+    assert sum(n for n, _ in want.values()) > 5 and sum(x for _, x in want.values()) >= 1
 
 
 def test_running_the_main_job_twice_leaves_every_table_identical(tmp_path, monkeypatch):
