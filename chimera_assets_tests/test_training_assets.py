@@ -9,6 +9,7 @@ from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.runner import root_cause
 from chimera_assets.schemas import training_table
 from chimera_assets.warehouse import get_warehouse
+from chimera_assets_tests.training_frames import sessions_per_split
 
 
 def _key(root: str) -> dg.AssetKey:
@@ -57,22 +58,6 @@ def _store_multi_year_matrix():
     return wh
 
 
-def _sessions_per_split() -> dict[str, int]:
-    """Sessions of the synthetic ZL matrix per split, counted here from the calendar alone: the weekdays
-    of 2021-01-04 .. 2025-12-31 minus ``HOLIDAYS``; train < 2023 <= val < 2024 <= test."""
-    from datetime import date, timedelta
-
-    from chimera_assets_tests.training_frames import HOLIDAYS
-
-    out = {"train": 0, "val": 0, "test": 0}
-    d = date(2021, 1, 4)
-    while d <= date(2025, 12, 31):
-        if d.weekday() < 5 and d not in HOLIDAYS:
-            out["train" if d.year < 2023 else "val" if d.year == 2023 else "test"] += 1
-        d += timedelta(days=1)
-    return out
-
-
 def _check_evaluations(res, name="no_target_leakage"):
     return [e for e in res.get_asset_check_evaluations() if e.check_name == name]
 
@@ -89,7 +74,7 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
     md = mat.materialization.metadata
     card = md["training_set_card"]
     assert isinstance(card, dg.MarkdownMetadataValue)
-    n = _sessions_per_split()
+    n = sessions_per_split()
     # 1d: val's last row looks into test (purged; kept = labelled = n - 1); test's last row has no next
     # session (kept, not labelled).
     v, t = n["val"], n["test"]
@@ -158,7 +143,7 @@ def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
         assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
     back = wh.read(training_table("ZL"))
     # 1d purges exactly the last session before each of the two split boundaries.
-    assert back.height == sum(_sessions_per_split().values()) and back["purged_1d"].sum() == 2
+    assert back.height == sum(sessions_per_split().values()) and back["purged_1d"].sum() == 2
     last_of = back.group_by(pl.col("data_date").dt.year()).agg(pl.col("data_date").max().alias("last"))
     last = sorted(dict(last_of.rows())[y] for y in (2022, 2023))
     assert sorted(back.filter("purged_1d")["data_date"].to_list()) == last
@@ -178,7 +163,7 @@ def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
                              raise_on_error=False)
     assert not res.success
     # Not dropped: the audit ran before the old table was replaced.
-    assert wh.read(old).height == sum(_sessions_per_split().values())
+    assert wh.read(old).height == sum(sessions_per_split().values())
 
 
 def test_the_leakage_check_alone_judges_the_published_rows():
