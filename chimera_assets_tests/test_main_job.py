@@ -119,11 +119,28 @@ def test_training_targets_split_and_tail(real_run):
         assert (t["training_weight"] == t["regime_weight"]).all()
 
 
-def test_policy_columns_null_before_coverage_and_counts_inside(real_run):
+def test_policy_counts_in_the_matrix_equal_an_independent_count_of_the_event_files(real_run):
+    """The matrix's policy columns are date-level and, for every date of 2024-2025, inside coverage (the
+    social file starts in 2008): no NULL counts. On every date the two mention counts equal the reference
+    count of the deduplicated events (``w1_mention_counts``: plain ``re`` over W1 = (T - 24 h, T])."""
+    from chimera_assets.features.policy import load_policy_events
+    from chimera_assets_tests.features.test_policy_real import w1_mention_counts
+
     _, wh = real_run
-    m = wh.read(DAILY_ML_MATRIX).select("data_date", pl.col("policy").struct.unnest())
-    assert m["trump_mentions"].null_count() < m.height
-    assert (m["trump_mentions"].drop_nulls() >= 0).all()
+    m = wh.read(DAILY_ML_MATRIX).select("symbol", "data_date", pl.col("policy").struct.unnest())
+    counts = ["trump_mentions", "trumpxi_china_mentions"]
+    assert m.select(pl.col(counts).null_count()).row(0) == (0, 0)
+    policy_cols = [c for c in m.columns if c not in ("symbol", "data_date")]
+    per_date = m.group_by("data_date").agg(pl.col(policy_cols).n_unique())
+    assert per_date.select(pl.max_horizontal(pl.col(policy_cols).max())).item() == 1, "policy differs by root"
+
+    ev = load_policy_events(sorted(shared_data("policy-events").glob("*.parquet")))
+    got = dict(m.group_by("data_date").agg(pl.struct(counts).first()).rows())
+    got = {d: (v["trump_mentions"], v["trumpxi_china_mentions"]) for d, v in got.items()}
+    want = w1_mention_counts(ev, sorted(got))
+    assert got == want
+    # Not a comparison of zeros: the period holds a few mentions (Jan, Aug-Nov 2025), one with China/Xi.
+    assert sum(n for n, _ in want.values()) > 5 and sum(x for _, x in want.values()) >= 1
 
 
 def test_running_the_main_job_twice_leaves_every_table_identical(tmp_path, monkeypatch):

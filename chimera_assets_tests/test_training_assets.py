@@ -1,6 +1,7 @@
 """The training tables are one subsettable multi-asset: one failing root does not keep the others stale."""
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from chimera_assets.assets import training
@@ -8,6 +9,7 @@ from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.runner import root_cause
 from chimera_assets.schemas import training_table
 from chimera_assets.warehouse import get_warehouse
+from chimera_assets_tests.training_frames import sessions_per_split
 
 
 def _key(root: str) -> dg.AssetKey:
@@ -72,8 +74,13 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
     md = mat.materialization.metadata
     card = md["training_set_card"]
     assert isinstance(card, dg.MarkdownMetadataValue)
-    assert "| val | 258 | 257 / 257 (99.6%)" in card.value and "| test | 520 | 520 / 519 (100.0%)" in card.value
-    assert md["kept_rows"].value["val/1d"] == 257
+    n = sessions_per_split()
+    # 1d: val's last row looks into test (purged; kept = labelled = n - 1); test's last row has no next
+    # session (kept, not labelled).
+    v, t = n["val"], n["test"]
+    assert f"| val | {v} | {v - 1} / {v - 1} ({100 * (v - 1) / v:.1f}%)" in card.value, card.value
+    assert f"| test | {t} | {t} / {t - 1} (100.0%)" in card.value, card.value
+    assert md["kept_rows"].value["val/1d"] == v - 1
     (ev,) = _check_evaluations(res)
     assert ev.passed and ev.asset_key == _key("ZL")
     meta = ev.metadata
@@ -82,7 +89,7 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
     assert set(per_split) == {"train", "val", "test"}
     assert all(abs(e["rho"]) <= e["threshold"] for e in per_split.values())
     assert "| val |" in meta["per_split_table"].value
-    assert wh.read(training_table("ZL")).height == 1296
+    assert wh.read(training_table("ZL")).height == sum(n.values())
 
 
 def test_a_leaked_feature_fails_the_check_and_publishes_nothing(monkeypatch):
@@ -135,7 +142,11 @@ def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
     with audits_registered():
         assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
     back = wh.read(training_table("ZL"))
-    assert back.height == 1296 and back["purged_1d"].sum() == 2
+    # 1d purges exactly the last session before each of the two split boundaries.
+    assert back.height == sum(sessions_per_split().values()) and back["purged_1d"].sum() == 2
+    last_of = back.group_by(pl.col("data_date").dt.year()).agg(pl.col("data_date").max().alias("last"))
+    last = sorted(dict(last_of.rows())[y] for y in (2022, 2023))
+    assert sorted(back.filter("purged_1d")["data_date"].to_list()) == last
 
 
 def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
@@ -151,7 +162,8 @@ def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
         res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
                              raise_on_error=False)
     assert not res.success
-    assert wh.read(old).height == 1296  # not dropped: the audit ran before the old table was replaced
+    # Not dropped: the audit ran before the old table was replaced.
+    assert wh.read(old).height == sum(sessions_per_split().values())
 
 
 def test_the_leakage_check_alone_judges_the_published_rows():

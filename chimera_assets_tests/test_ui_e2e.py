@@ -301,7 +301,7 @@ def _dismiss_popups(page) -> None:
 
 
 def _check_names(asset_path: list[str]) -> list[str]:
-    """Names of the asset checks wired on ``asset_path`` in the code location (none before checks land)."""
+    """Names of the asset checks wired on ``asset_path`` in the code location."""
     import dagster as dg
 
     from chimera_assets.definitions import build_definitions
@@ -378,4 +378,4 @@ def test_browser_shows_asset_graph_and_checks(dev, tmp_path):
     saved = sorted(p.name for p in shots.glob("*.png"))
     assert saved == ["asset_graph_features.png", "daily_ml_matrix_checks.png", "daily_ml_matrix_partitions.png",
                      "data_quality_report.png"], saved
-    print(f"screenshots in {shots}: {saved}; checks on the matrix: {checks or 'none wired yet'}")
+    print(f"screenshots in {shots}: {saved}; checks on the matrix: {checks}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -44,3 +44,15 @@ def inject_next_close_leak(frame: pl.DataFrame, column: str = "distance_to_P") -
     p = pl.when(pl.col("P").n_unique() > 2).then(pl.col("P")).otherwise(pivot)
     leaked = frame.sort("data_date").with_columns((pl.col("close").shift(-1) - p).alias(column))
     return leaked.select(frame.columns)
+
+
+def sessions_per_split() -> dict[str, int]:
+    """Sessions of the synthetic ZL matrix per split, counted here from the calendar alone: the weekdays
+    of 2021-01-04 .. 2025-12-31 minus ``HOLIDAYS``; train < 2023 <= val < 2024 <= test."""
+    out = {"train": 0, "val": 0, "test": 0}
+    d = date(2021, 1, 4)
+    while d <= date(2025, 12, 31):
+        if d.weekday() < 5 and d not in HOLIDAYS:
+            out["train" if d.year < 2023 else "val" if d.year == 2023 else "test"] += 1
+        d += timedelta(days=1)
+    return out

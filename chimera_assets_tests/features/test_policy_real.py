@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
+from bisect import bisect_right
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -47,6 +50,22 @@ def weekdays(start: date, end: date) -> list[date]:
         for i in range((end - start).days + 1)
         if (start + timedelta(days=i)).weekday() < 5
     ]
+
+
+def w1_mention_counts(events: pl.DataFrame, dates: list[date]) -> dict[date, tuple[int, int]]:
+    """Reference for #9 and #10, written apart from the feature code: per date, the events in
+    W1 = (T - 24 h, T] (T = 16:00 America/Chicago on the date, via zoneinfo) whose text holds the whole
+    word 'trump', and of those the ones also holding 'china' or 'xi' (plain ``re``, per event)."""
+    trump, china_xi = re.compile(r"\btrump\b", re.I), re.compile(r"\b(?:china|xi)\b", re.I)
+    ev = events.sort("ts")
+    stamps, texts = ev["ts"].to_list(), ev["text"].to_list()
+    out = {}
+    for d in dates:
+        cut = datetime.combine(d, time(16), ZoneInfo("America/Chicago")).astimezone(UTC)
+        in_w1 = [t for t in texts[bisect_right(stamps, cut - timedelta(hours=24)):bisect_right(stamps, cut)]
+                 if trump.search(t)]
+        out[d] = (len(in_w1), sum(bool(china_xi.search(t)) for t in in_w1))
+    return out
 
 
 def test_load_both_real_files(policy_dir: Path, events: pl.DataFrame):
@@ -99,18 +118,25 @@ def test_coverage_and_ranges_on_real_data(events: pl.DataFrame):
     assert inside["trump_confidence"].drop_nulls().is_between(0.5, 1.0).all()
     # Real 2025 activity shows up: the Nov 2025 Truth Social burst fires the storm/tariff rules.
     assert inside["trump_action_prob"].max() > 0.3
-    assert inside["trump_mentions"].sum() > 0
+    # The two counts on every covered date equal the reference count (and are not all zero).
+    want = w1_mention_counts(events, inside["trade_date"].to_list())
+    got = dict(zip(inside["trade_date"].to_list(), inside.select(COUNTS).rows(), strict=True))
+    assert got == want
+    assert sum(n for n, _ in want.values()) > 10 and sum(x for _, x in want.values()) > 0
 
 
 def test_intelligence_file_alone_covers_from_2025_04_03(policy_dir: Path):
     intel = load_policy_events([policy_dir / INTEL])
     # First item: Federal Register 2025-04-03 00:00 UTC = Apr 2 19:00 CDT, after Apr 2's cut-off.
-    out = compute_policy_features(intel, weekdays(date(2025, 3, 31), date(2025, 4, 4)))
+    out = compute_policy_features(intel, weekdays(date(2025, 3, 31), date(2025, 11, 21)))
     before = out.filter(pl.col("trade_date") < date(2025, 4, 3))
     assert before.height == 3
     assert before.select(pl.all_horizontal(pl.col(FEATURES).is_null())).to_series().all()
-    first = out.filter(pl.col("trade_date") == date(2025, 4, 3)).row(0, named=True)
-    assert first["trump_mentions"] is not None and first["trump_mentions"] >= 0
+    # From the first covered date on, the counts equal the reference's (a few mention Trump).
+    inside = out.filter(pl.col("trade_date") >= date(2025, 4, 3))
+    got = dict(zip(inside["trade_date"].to_list(), inside.select(COUNTS).rows(), strict=True))
+    want = w1_mention_counts(intel, inside["trade_date"].to_list())
+    assert got == want and sum(n for n, _ in want.values()) > 0
 
 
 @pytest.mark.parametrize("cut_day", CUTOFF_DAYS)

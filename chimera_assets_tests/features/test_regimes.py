@@ -56,10 +56,15 @@ def test_default_yaml_matches_spec_6_6():
 def test_calendar_2023_11_01_to_2029_01_20_has_1908_rows():
     cal = build_regime_calendar(load_regimes(), date(2023, 11, 1), date(2029, 1, 20))
     assert cal.schema == pl.Schema(CALENDAR_SCHEMA)
-    assert cal.height == 1908
+    # One row per calendar day, counted by date arithmetic: the two regimes of SPEC 6.6 split the range
+    # at 2025-01-19 / 2025-01-20.
+    def days(a: date, b: date) -> int:
+        return (b - a).days + 1
+
+    assert cal.height == days(date(2023, 11, 1), date(2029, 1, 20)) == 1908
     assert dict(cal.group_by("regime").len().rows()) == {
-        "trump_anticipation_2024": 446,
-        "trump_second_term": 1462,
+        "trump_anticipation_2024": days(date(2023, 11, 1), date(2025, 1, 19)),
+        "trump_second_term": days(date(2025, 1, 20), date(2029, 1, 20)),
     }
     first = cal.row(0, named=True)
     assert first == {
@@ -78,7 +83,7 @@ def test_default_calendar_range_is_one_row_per_day_with_baseline_after_the_last_
     # The default regimes tile 1998-01-01 .. 2029-01-20 without gaps; afterwards: baseline, open-ended.
     assert cal.filter(pl.col("date") <= date(2029, 1, 20))["regime"].ne("baseline").all()
     tail = cal.filter(pl.col("date") > date(2029, 1, 20))
-    assert tail.height == 345
+    assert tail.height == (DEFAULT_CALENDAR_END - date(2029, 1, 20)).days
     assert tail.select("regime", "valid_from", "valid_to").unique().rows() == [
         ("baseline", date(2029, 1, 21), None)
     ]
@@ -124,7 +129,7 @@ def test_baseline_gap_bounds_and_custom_baseline_weight(tmp_path: Path):
 
 def test_default_weights_table():
     weights = build_regime_weights(load_regimes())
-    assert weights.height == 16
+    assert weights.height == len(SPEC_WEIGHTS) + 1  # the dated regimes and the baseline
     assert dict(zip(weights["regime"], weights["weight"], strict=True)) == {
         **{k: v[2] for k, v in SPEC_WEIGHTS.items()},
         "baseline": 100,

@@ -68,7 +68,11 @@ def _race(tmp_path: Path, extras: list[list[str]]) -> list[Child]:
 def test_two_processes_materializing_the_same_partitions_at_once(tmp_path, monkeypatch, landing):
     """Run 0 waits for the lock as long as it takes (the default, 120 s): it always finishes. Run 1 waits
     0.05 s at most: it finishes, or stops with WarehouseLockedError (exit 3) naming the file, and then
-    succeeds when retried. Either way the tables end as one clean run leaves them."""
+    succeeds when retried. Which of the two happens depends on timing; what is guaranteed does not:
+    after the race (and the loser's one retry) the tables are one clean run's, no key is duplicated and
+    the ledger records every raw row's load, with no further repair run. (A loser whose MERGE landed
+    and whose ledger write hit the lock is repaired by its own retry; the deterministic replay below
+    forces that interleaving.)"""
     children = _race(tmp_path, [[], ["--lock-timeout", "0.05"]])
     codes = [c.proc.returncode for c in children]
     assert codes[0] == 0 and codes[1] in (0, 3), "\n".join(c.describe() for c in children)
@@ -82,11 +86,8 @@ def test_two_processes_materializing_the_same_partitions_at_once(tmp_path, monke
     clean = _clean(tmp_path, monkeypatch)
     assert_same_contents(wh, clean, [OHLCV_1H, SESSION_BARS], f"concurrent runs (exit codes {codes})")
     assert_no_duplicate_keys(wh, [OHLCV_1H, SESSION_BARS])
-    if ledger_orphans(wh):
-        # The loser's MERGE landed and its ledger write hit the lock: the next run repairs it (the rows'
-        # unknown load_id makes the plan reload those partitions).
-        assert run_range([H1, SB], START, END, "ZL", "MES").success
     assert_ledger_consistent(wh)
+    print(f"race outcome: exit codes {codes}")
 
 
 def test_a_load_that_merged_but_could_not_record_its_ledger_row_is_repaired_by_the_retry(
@@ -130,11 +131,14 @@ def test_a_run_blocked_by_a_held_lock_fails_clearly_changes_nothing_and_succeeds
         monkeypatch.setattr(DuckDBWarehouse.__init__, "__defaults__", (0.3,))
         t0 = time.monotonic()
         res = run_range([H1, SB], START, END, "ZL", "MES", raise_on_error=False)
-        assert not res.success and time.monotonic() - t0 < 30
+        print(f"run blocked by the held lock failed after {time.monotonic() - t0:.1f}s")
+        assert not res.success
         failures = [e for e in res.all_events if e.is_step_failure]
         assert len(failures) == 1, [e.step_key for e in failures]
         msg = root_cause(failures[0].step_failure_data.error)
         assert "is locked by another process" in msg and str(wh.path) in msg, msg
+        # It gave up after the configured wait (0.3 s, printed rounded), not the 120 s default.
+        assert "(waited 0s)" in msg, msg
         assert failures[0].step_failure_data.error.cls_name == WarehouseLockedError.__name__ or \
             "WarehouseLockedError" in str(failures[0].step_failure_data.error.to_string())
     finally:

@@ -36,6 +36,7 @@ import zstandard
 from chimera_assets import cli
 from chimera_assets.definitions import build_definitions
 from chimera_assets.demo_data import _encode, _to_ns, demo_records, write_demo_files
+from chimera_assets.features.policy_events import MAX_TEXT_CHARS
 from chimera_assets.runner import root_cause
 from chimera_assets.schemas import LOAD_STATE
 from chimera_assets.warehouse import get_warehouse
@@ -390,14 +391,16 @@ def _huge_policy_file(env: Env) -> Path:
     return bad
 
 
-def test_huge_policy_text_is_handled_in_bounded_time(env):
-    """A multi-megabyte text neither crashes nor stalls anything: the run ends quickly, refusing it."""
+def test_huge_policy_text_is_refused_by_its_size_before_any_scoring(env):
+    """A multi-megabyte text neither crashes nor stalls anything: the load refuses it by its length (the
+    size rule, not a failure deep in text scoring), saying how long it is. The time is printed only."""
     import time
 
     _huge_policy_file(env)
     t0 = time.monotonic()
-    res = _run_assets([POLICY_EVENTS], env.instance)
-    assert not res.success and time.monotonic() - t0 < 60
+    msg = _one_error(_run_assets([POLICY_EVENTS], env.instance))
+    print(f"huge policy text refused in {time.monotonic() - t0:.1f}s")
+    assert f"longer than {MAX_TEXT_CHARS:,} characters" in msg and f"has {len(HUGE_TEXT):,}" in msg, msg
 
 
 def test_huge_policy_text_is_refused_naming_the_file(env):
