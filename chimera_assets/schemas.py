@@ -246,44 +246,38 @@ LOAD_STATE = TableSpec(
 
 # --- 6.3 / 6.4 features ----------------------------------------------------------------------------
 _TS = ("trade_date", "symbol")
-SESSION_BARS = TableSpec(
-    "features", "session_bars",
-    _cols(
-        "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
-        "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
-        "settle FLOAT64, open_interest INT64, session_complete BOOL",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+
+
+def _daily_feature(name: str, spec: str) -> TableSpec:
+    """A per-(trade_date, symbol) feature table: both key columns lead ``spec``; clustered by symbol."""
+    return TableSpec(
+        "features", name, _cols(spec, _TS), _TS, date_column="trade_date", symbol_column="symbol",
+        clustering=("symbol",),
+    )
+
+
+SESSION_BARS = _daily_feature(
+    "session_bars",
+    "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
+    "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
+    "settle FLOAT64, open_interest INT64, session_complete BOOL",
 )
-MARKET_FEATURES = TableSpec(
-    "features", "market_features",
-    _cols(
-        "trade_date DATE, symbol STRING, vwap FLOAT64, realized_vol_1h FLOAT64, sum_r2 FLOAT64, rv20 FLOAT64, "
-        "vol_percentile FLOAT64, k_vol FLOAT64",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+MARKET_FEATURES = _daily_feature(
+    "market_features",
+    "trade_date DATE, symbol STRING, vwap FLOAT64, realized_vol_1h FLOAT64, sum_r2 FLOAT64, rv20 FLOAT64, "
+    "vol_percentile FLOAT64, k_vol FLOAT64",
 )
-PIVOTS = TableSpec(
-    "features", "pivots",
-    _cols(
-        "trade_date DATE, symbol STRING, prev_high FLOAT64, prev_low FLOAT64, prev_close FLOAT64, P FLOAT64, "
-        "R1 FLOAT64, R2 FLOAT64, R3 FLOAT64, S1 FLOAT64, S2 FLOAT64, S3 FLOAT64, price FLOAT64, "
-        "distance_to_P FLOAT64, distance_to_nearest_pivot FLOAT64, weekly_pivot FLOAT64, "
-        "weekly_pivot_distance FLOAT64, price_above_P BOOL, pivot_roll_flag BOOL",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+PIVOTS = _daily_feature(
+    "pivots",
+    "trade_date DATE, symbol STRING, prev_high FLOAT64, prev_low FLOAT64, prev_close FLOAT64, P FLOAT64, "
+    "R1 FLOAT64, R2 FLOAT64, R3 FLOAT64, S1 FLOAT64, S2 FLOAT64, S3 FLOAT64, price FLOAT64, "
+    "distance_to_P FLOAT64, distance_to_nearest_pivot FLOAT64, weekly_pivot FLOAT64, "
+    "weekly_pivot_distance FLOAT64, price_above_P BOOL, pivot_roll_flag BOOL",
 )
-GOLDEN_ZONE = TableSpec(
-    "features", "golden_zone",
-    _cols(
-        "trade_date DATE, symbol STRING, golden_zone_state INT64, swing_high FLOAT64, swing_low FLOAT64, "
-        "fib_50 FLOAT64, fib_618 FLOAT64, vol_decay_slope FLOAT64, qualified_trigger BOOL",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+GOLDEN_ZONE = _daily_feature(
+    "golden_zone",
+    "trade_date DATE, symbol STRING, golden_zone_state INT64, swing_high FLOAT64, swing_low FLOAT64, "
+    "fib_50 FLOAT64, fib_618 FLOAT64, vol_decay_slope FLOAT64, qualified_trigger BOOL",
 )
 
 # The 16 policy features of POLICY_FEATURES.md, in order, with their BigQuery types.
@@ -414,6 +408,10 @@ def training_table(root: str) -> TableSpec:
         volatile_columns=("ingestion_ts",),
     )
 
+
+# Table groups (SPEC 6.1 raw sources; the date x root / date partitioned feature tables of 6.3-6.5).
+RAW_TABLES = (OHLCV_1M, OHLCV_1H, OHLCV_1D, STATISTICS, DEFINITIONS)
+PARTITIONED_FEATURE_TABLES = (SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX)
 
 ALL_TABLES: dict[str, TableSpec] = {
     t.fqn: t

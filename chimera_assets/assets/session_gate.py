@@ -21,7 +21,7 @@ from chimera_assets.features.session_state import (
     session_schedule,
     source_spans,
 )
-from chimera_assets.quality import owner_date_expr
+from chimera_assets.quality.frames import owner_date_expr
 from chimera_assets.schemas import LOAD_STATE, OHLCV_1D, OHLCV_1H, OHLCV_1M
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice, Warehouse
