@@ -13,7 +13,16 @@ import polars as pl
 import pyarrow as pa
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$", re.IGNORECASE)
-SCALAR_TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP")
+# Each BigQuery scalar type with its polars dtype, arrow type and DuckDB type (one row per type).
+_SCALAR_TYPES: dict[str, tuple[pl.DataType, pa.DataType, str]] = {
+    "STRING": (pl.Utf8(), pa.string(), "VARCHAR"),
+    "INT64": (pl.Int64(), pa.int64(), "BIGINT"),
+    "FLOAT64": (pl.Float64(), pa.float64(), "DOUBLE"),
+    "BOOL": (pl.Boolean(), pa.bool_(), "BOOLEAN"),
+    "DATE": (pl.Date(), pa.date32(), "DATE"),
+    "TIMESTAMP": (pl.Datetime("us", "UTC"), pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ"),
+}
+SCALAR_TYPES = tuple(_SCALAR_TYPES)
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 
 
@@ -43,39 +52,18 @@ class Column:
     def polars_dtype(self) -> pl.DataType:
         if self.type == "STRUCT":
             return pl.Struct([pl.Field(f.name, f.polars_dtype()) for f in self.fields])
-        return {
-            "STRING": pl.Utf8(),
-            "INT64": pl.Int64(),
-            "FLOAT64": pl.Float64(),
-            "BOOL": pl.Boolean(),
-            "DATE": pl.Date(),
-            "TIMESTAMP": pl.Datetime("us", "UTC"),
-        }[self.type]
+        return _SCALAR_TYPES[self.type][0]
 
     def arrow_type(self) -> pa.DataType:
         if self.type == "STRUCT":
             return pa.struct([pa.field(f.name, f.arrow_type(), f.nullable) for f in self.fields])
-        return {
-            "STRING": pa.string(),
-            "INT64": pa.int64(),
-            "FLOAT64": pa.float64(),
-            "BOOL": pa.bool_(),
-            "DATE": pa.date32(),
-            "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        }[self.type]
+        return _SCALAR_TYPES[self.type][1]
 
     def duckdb_type(self) -> str:
         if self.type == "STRUCT":
             inner = ", ".join(f'"{f.name}" {f.duckdb_type()}' for f in self.fields)
             return f"STRUCT({inner})"
-        return {
-            "STRING": "VARCHAR",
-            "INT64": "BIGINT",
-            "FLOAT64": "DOUBLE",
-            "BOOL": "BOOLEAN",
-            "DATE": "DATE",
-            "TIMESTAMP": "TIMESTAMPTZ",
-        }[self.type]
+        return _SCALAR_TYPES[self.type][2]
 
     def bigquery_type(self) -> str:
         if self.type == "STRUCT":
