@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from chimera_assets.config_yaml import STRICT, STRICT_VALUE, describe_validation_error, name_at
+from chimera_assets.schemas import REGIME_CALENDAR, REGIME_WEIGHTS
 
 DEFAULT_REGIMES_PATH = Path(__file__).resolve().parent.parent / "config" / "regimes.yaml"
 DEFAULT_CALENDAR_START = date(1998, 1, 1)
@@ -40,13 +41,9 @@ MAX_WEIGHT = 1000
 
 _NAME_RE = re.compile(r"[a-z0-9_]+")
 
-CALENDAR_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "regime": pl.Utf8(),
-    "valid_from": pl.Date(),
-    "valid_to": pl.Date(),
-}
-WEIGHTS_SCHEMA: dict[str, pl.DataType] = {"regime": pl.Utf8(), "weight": pl.Int64(), "description": pl.Utf8()}
+# The columns of training.regime_calendar / regime_weights (declared in schemas.py).
+CALENDAR_SCHEMA: dict[str, pl.DataType] = REGIME_CALENDAR.polars_schema()
+WEIGHTS_SCHEMA: dict[str, pl.DataType] = REGIME_WEIGHTS.polars_schema()
 
 
 class RegimeConfigError(ValueError):

@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from chimera_assets.schemas import SESSION_BARS
 from chimera_assets.trade_calendar import is_weekday_expr
 
+# The columns of features.session_bars (declared in schemas.py) but session_complete, which the session
+# gate adds (features/session_state.py).
 SESSION_BAR_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(),
-    "symbol": pl.Utf8(),
-    "instrument_id": pl.Int64(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Int64(),
-    "bar_count": pl.Int64(),
-    "source_freq": pl.Utf8(),
-    "roll_flag": pl.Boolean(),
-    "thin_flag": pl.Boolean(),
-    "settle": pl.Float64(),
-    "open_interest": pl.Int64(),
+    c: t for c, t in SESSION_BARS.polars_schema().items() if c != "session_complete"
 }
 
 THIN_RATIO = 0.2
