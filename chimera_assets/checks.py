@@ -36,22 +36,17 @@ from chimera_assets.asset_keys import asset_key
 from chimera_assets.io_manager import AUDITS, WarehouseResource
 from chimera_assets.leakage import with_leakage_check
 from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys, trade_date_partitions
-from chimera_assets.quality import (
+from chimera_assets.quality.evaluation import (
     CHECKED_TABLES,
-    PARTITION,
-    RULES,
-    CheckOutcome,
-    QualityConfig,
-    Severity,
     audit_offenders,
     evaluate_rule,
-    freshness_outcome,
-    outcome,
-    outcomes_by_partition,
     partition_row_counts,
-    rows_as_dicts,
     rules_for,
 )
+from chimera_assets.quality.frames import rows_as_dicts
+from chimera_assets.quality.outcomes import outcome, outcomes_by_partition
+from chimera_assets.quality.registry import PARTITION, RULES, CheckOutcome, QualityConfig, Severity
+from chimera_assets.quality.soft_rules import freshness_outcome
 from chimera_assets.schemas import ALL_TABLES, DAILY_ML_MATRIX, TableSpec, training_table
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Audit, AuditFailed, Slice

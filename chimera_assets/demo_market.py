@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from chimera_assets.features.session_bars import ohlcv_aggregations
+
 _NS = 1_000_000_000
 _MIN_NS = 60 * _NS
 _DAY_NS = 86_400 * _NS
@@ -250,12 +252,6 @@ def _aggregate(bars: pl.DataFrame, every_ns: int) -> pl.DataFrame:
     return (
         bars.with_columns(bucket=pl.col("ts_event") - pl.col("ts_event") % every_ns)
         .group_by("bucket", "instrument_id", maintain_order=True)
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-        )
+        .agg(*ohlcv_aggregations())
         .rename({"bucket": "ts_event"})
     )

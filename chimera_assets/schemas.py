@@ -13,7 +13,16 @@ import polars as pl
 import pyarrow as pa
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$", re.IGNORECASE)
-SCALAR_TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP")
+# Each BigQuery scalar type with its polars dtype, arrow type and DuckDB type (one row per type).
+_SCALAR_TYPES: dict[str, tuple[pl.DataType, pa.DataType, str]] = {
+    "STRING": (pl.Utf8(), pa.string(), "VARCHAR"),
+    "INT64": (pl.Int64(), pa.int64(), "BIGINT"),
+    "FLOAT64": (pl.Float64(), pa.float64(), "DOUBLE"),
+    "BOOL": (pl.Boolean(), pa.bool_(), "BOOLEAN"),
+    "DATE": (pl.Date(), pa.date32(), "DATE"),
+    "TIMESTAMP": (pl.Datetime("us", "UTC"), pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ"),
+}
+SCALAR_TYPES = tuple(_SCALAR_TYPES)
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 
 
@@ -43,39 +52,18 @@ class Column:
     def polars_dtype(self) -> pl.DataType:
         if self.type == "STRUCT":
             return pl.Struct([pl.Field(f.name, f.polars_dtype()) for f in self.fields])
-        return {
-            "STRING": pl.Utf8(),
-            "INT64": pl.Int64(),
-            "FLOAT64": pl.Float64(),
-            "BOOL": pl.Boolean(),
-            "DATE": pl.Date(),
-            "TIMESTAMP": pl.Datetime("us", "UTC"),
-        }[self.type]
+        return _SCALAR_TYPES[self.type][0]
 
     def arrow_type(self) -> pa.DataType:
         if self.type == "STRUCT":
             return pa.struct([pa.field(f.name, f.arrow_type(), f.nullable) for f in self.fields])
-        return {
-            "STRING": pa.string(),
-            "INT64": pa.int64(),
-            "FLOAT64": pa.float64(),
-            "BOOL": pa.bool_(),
-            "DATE": pa.date32(),
-            "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        }[self.type]
+        return _SCALAR_TYPES[self.type][1]
 
     def duckdb_type(self) -> str:
         if self.type == "STRUCT":
             inner = ", ".join(f'"{f.name}" {f.duckdb_type()}' for f in self.fields)
             return f"STRUCT({inner})"
-        return {
-            "STRING": "VARCHAR",
-            "INT64": "BIGINT",
-            "FLOAT64": "DOUBLE",
-            "BOOL": "BOOLEAN",
-            "DATE": "DATE",
-            "TIMESTAMP": "TIMESTAMPTZ",
-        }[self.type]
+        return _SCALAR_TYPES[self.type][2]
 
     def bigquery_type(self) -> str:
         if self.type == "STRUCT":
@@ -246,44 +234,38 @@ LOAD_STATE = TableSpec(
 
 # --- 6.3 / 6.4 features ----------------------------------------------------------------------------
 _TS = ("trade_date", "symbol")
-SESSION_BARS = TableSpec(
-    "features", "session_bars",
-    _cols(
-        "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
-        "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
-        "settle FLOAT64, open_interest INT64, session_complete BOOL",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+
+
+def _daily_feature(name: str, spec: str) -> TableSpec:
+    """A per-(trade_date, symbol) feature table: both key columns lead ``spec``; clustered by symbol."""
+    return TableSpec(
+        "features", name, _cols(spec, _TS), _TS, date_column="trade_date", symbol_column="symbol",
+        clustering=("symbol",),
+    )
+
+
+SESSION_BARS = _daily_feature(
+    "session_bars",
+    "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
+    "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
+    "settle FLOAT64, open_interest INT64, session_complete BOOL",
 )
-MARKET_FEATURES = TableSpec(
-    "features", "market_features",
-    _cols(
-        "trade_date DATE, symbol STRING, vwap FLOAT64, realized_vol_1h FLOAT64, sum_r2 FLOAT64, rv20 FLOAT64, "
-        "vol_percentile FLOAT64, k_vol FLOAT64",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+MARKET_FEATURES = _daily_feature(
+    "market_features",
+    "trade_date DATE, symbol STRING, vwap FLOAT64, realized_vol_1h FLOAT64, sum_r2 FLOAT64, rv20 FLOAT64, "
+    "vol_percentile FLOAT64, k_vol FLOAT64",
 )
-PIVOTS = TableSpec(
-    "features", "pivots",
-    _cols(
-        "trade_date DATE, symbol STRING, prev_high FLOAT64, prev_low FLOAT64, prev_close FLOAT64, P FLOAT64, "
-        "R1 FLOAT64, R2 FLOAT64, R3 FLOAT64, S1 FLOAT64, S2 FLOAT64, S3 FLOAT64, price FLOAT64, "
-        "distance_to_P FLOAT64, distance_to_nearest_pivot FLOAT64, weekly_pivot FLOAT64, "
-        "weekly_pivot_distance FLOAT64, price_above_P BOOL, pivot_roll_flag BOOL",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+PIVOTS = _daily_feature(
+    "pivots",
+    "trade_date DATE, symbol STRING, prev_high FLOAT64, prev_low FLOAT64, prev_close FLOAT64, P FLOAT64, "
+    "R1 FLOAT64, R2 FLOAT64, R3 FLOAT64, S1 FLOAT64, S2 FLOAT64, S3 FLOAT64, price FLOAT64, "
+    "distance_to_P FLOAT64, distance_to_nearest_pivot FLOAT64, weekly_pivot FLOAT64, "
+    "weekly_pivot_distance FLOAT64, price_above_P BOOL, pivot_roll_flag BOOL",
 )
-GOLDEN_ZONE = TableSpec(
-    "features", "golden_zone",
-    _cols(
-        "trade_date DATE, symbol STRING, golden_zone_state INT64, swing_high FLOAT64, swing_low FLOAT64, "
-        "fib_50 FLOAT64, fib_618 FLOAT64, vol_decay_slope FLOAT64, qualified_trigger BOOL",
-        _TS,
-    ),
-    _TS, date_column="trade_date", symbol_column="symbol", clustering=("symbol",),
+GOLDEN_ZONE = _daily_feature(
+    "golden_zone",
+    "trade_date DATE, symbol STRING, golden_zone_state INT64, swing_high FLOAT64, swing_low FLOAT64, "
+    "fib_50 FLOAT64, fib_618 FLOAT64, vol_decay_slope FLOAT64, qualified_trigger BOOL",
 )
 
 # The 16 policy features of POLICY_FEATURES.md, in order, with their BigQuery types.
@@ -414,6 +396,10 @@ def training_table(root: str) -> TableSpec:
         volatile_columns=("ingestion_ts",),
     )
 
+
+# Table groups (SPEC 6.1 raw sources; the date x root / date partitioned feature tables of 6.3-6.5).
+RAW_TABLES = (OHLCV_1M, OHLCV_1H, OHLCV_1D, STATISTICS, DEFINITIONS)
+PARTITIONED_FEATURE_TABLES = (SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX)
 
 ALL_TABLES: dict[str, TableSpec] = {
     t.fqn: t

@@ -252,3 +252,45 @@ def expected_partitions(
         start = (starts or {}).get(root)
         out |= {(d, root) for d in days if d in expected and (start is None or d >= start)}
     return out
+
+
+# Session open/close instants (UTC) of a calendar's sessions, as the session gate compares bars with them.
+_TS = pl.Datetime("us", "UTC")
+SCHEDULE_SCHEMA = {"trade_date": pl.Date, "session_open": _TS, "session_close": _TS}
+
+
+@lru_cache(maxsize=128)
+def _schedule_rows(calendar: str, start: date, end: date) -> tuple[tuple[date, datetime, datetime], ...]:
+    import pandas_market_calendars as mcal
+
+    sched = mcal.get_calendar(calendar).schedule(start.isoformat(), end.isoformat())
+    return tuple(
+        (d.date(), o.to_pydatetime(), c.to_pydatetime())
+        for d, o, c in zip(sched.index, sched["market_open"], sched["market_close"], strict=True)
+    )
+
+
+def calendar_schedule(calendar: str, start: date, end: date) -> pl.DataFrame:
+    """Sessions of ``calendar`` (a pandas_market_calendars name) with trade dates in [start, end]:
+    trade_date, session_open, session_close (UTC instants; early closes included)."""
+    if start > end:
+        return pl.DataFrame(schema=SCHEDULE_SCHEMA)
+    rows = _schedule_rows(calendar, start, end)
+    return pl.DataFrame(rows, schema=SCHEDULE_SCHEMA, orient="row")
+
+
+# --- the weekend rule on date columns (vectorised) --------------------------------------------------
+
+
+def is_weekday_expr(col: str | pl.Expr) -> pl.Expr:
+    """True where a Date column is Monday-Friday (NULL stays NULL)."""
+    d = pl.col(col) if isinstance(col, str) else col
+    return d.dt.weekday() <= 5
+
+
+def on_or_after_weekday_expr(col: str | pl.Expr) -> pl.Expr:
+    """Vectorised :func:`on_or_after_weekday`: a Saturday or Sunday moves to the following Monday (the
+    trade-date partition a calendar date belongs to); Monday-Friday and NULL are unchanged."""
+    d = pl.col(col) if isinstance(col, str) else col
+    wd = d.dt.weekday()  # Monday=1 ... Sunday=7
+    return pl.when(wd >= 6).then(d + pl.duration(days=8 - wd)).otherwise(d)

@@ -2,9 +2,10 @@
 
 Loaded from ``config/universe.yaml`` (or ``CHIMERA_UNIVERSE``). Root names end up in partition
 keys, table filters and file names, so they are validated here once: letters and digits only.
-The file is checked completely when it loads, before anything is read or written: a duplicate key
-(YAML would silently keep the last), a non-boolean ``golden_zone`` (``"false"`` is a true string)
-and an unknown ``calendar`` are refused, each error naming the file, the root and the key.
+The file is checked completely when it loads, before anything is read or written, by a strict
+pydantic model (``_UniverseFile``: unknown keys refused, no coercion): a duplicate key (YAML would
+silently keep the last), a misspelt setting, a non-boolean ``golden_zone`` (``"false"`` is a true
+string) and an unknown ``calendar`` are refused, each error naming the file, the root and the key.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+
+from chimera_assets.config_yaml import STRICT, DuplicateKeyError, describe_validation_error, load_unique_yaml
 
 ROOT_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}$")
 SERIES_PATTERN = re.compile(r"^[A-Za-z0-9]+(\.(v|c|n)\.\d+|\.FUT|\.OPT)?$")
@@ -74,24 +79,6 @@ def _fail(path: Path, msg: str) -> UniverseConfigError:
     return UniverseConfigError(f"invalid universe file {path}: {msg}")
 
 
-class _DuplicateKey(ValueError):
-    def __init__(self, key: object, line: int):
-        super().__init__(f"duplicate key {key!r} (line {line})")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(key, key_node.start_mark.line + 1)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def known_calendars() -> set[str]:
     """Calendar names pandas_market_calendars knows (e.g. CME_Agriculture, CME_Equity)."""
     import pandas_market_calendars as mcal
@@ -99,56 +86,82 @@ def known_calendars() -> set[str]:
     return set(mcal.get_calendar_names())
 
 
+_RootName = Annotated[str, StringConstraints(pattern=ROOT_PATTERN.pattern)]
+_Series = Annotated[str, StringConstraints(pattern=SERIES_PATTERN.pattern)]
+
+
+class _RootFile(BaseModel):
+    """One root's settings as written in the YAML (an absent or empty list takes the default)."""
+
+    model_config = STRICT
+    series: list[_Series] | None = None
+    statistics_series: list[_Series] | None = None
+    schemas: list[Literal[KNOWN_SCHEMAS]] | None = None
+    start: date = date(2010, 6, 7)
+    golden_zone: bool = False
+    calendar: str = "CME_Agriculture"
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, calendar: str, info: ValidationInfo) -> str:
+        calendars = info.context["calendars"]
+        if calendar not in calendars:
+            cme = sorted(c for c in calendars if c.upper().startswith("CME"))
+            raise ValueError(f"unknown calendar {calendar!r}; pandas_market_calendars knows e.g. {cme}")
+        return calendar
+
+
+class _UniverseFile(BaseModel):
+    model_config = STRICT
+    dataset: str = "GLBX.MDP3"
+    roots: dict[_RootName, _RootFile | None] = Field(min_length=1)
+
+
+# The rule each key breaks, in the error message ("root MES: golden_zone 'false' is not a boolean ...").
+_PHRASES = {
+    "[key]": "root name {value!r} must be 1-10 upper-case letters/digits starting with a letter",
+    "roots": "must be a non-empty mapping of root -> settings",
+    "series": "is not a valid Databento symbol",
+    "statistics_series": "is not a valid Databento symbol",
+    "schemas": f"is an unknown schema; known: {list(KNOWN_SCHEMAS)}",
+    "start": "is not a date (YYYY-MM-DD)",
+    "golden_zone": "is not a boolean (write true or false, unquoted)",
+}
+
+
+def _where(loc: tuple[str | int, ...]) -> str:
+    return f"root {loc[1]}" if len(loc) >= 2 and loc[0] == "roots" else ""
+
+
+def _root_config(name: str, cfg: _RootFile) -> RootConfig:
+    return RootConfig(
+        root=name,
+        series=tuple(cfg.series or (f"{name}.v.0",)),
+        statistics_series=tuple(cfg.statistics_series or (f"{name}.FUT",)),
+        schemas=tuple(cfg.schemas or ("ohlcv-1h",)),
+        start=cfg.start,
+        golden_zone=cfg.golden_zone,
+        calendar=cfg.calendar,
+    )
+
+
 def load_universe(path: Path | str | None = None) -> Universe:
     """Parse and validate a universe YAML (default: the packaged one)."""
     path = Path(path) if path else DEFAULT_UNIVERSE_PATH
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        raw = load_unique_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise UniverseConfigError(f"universe file {path} does not exist") from exc
-    except _DuplicateKey as exc:
+    except DuplicateKeyError as exc:
         raise _fail(path, str(exc)) from exc
     except yaml.YAMLError as exc:
         raise _fail(path, f"not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("roots"), dict) or not raw["roots"]:
-        raise _fail(path, "expected a mapping with a non-empty 'roots' mapping")
-    roots: dict[str, RootConfig] = {}
-    calendars = known_calendars()
-    for name, cfg in raw["roots"].items():
-        if not isinstance(name, str) or not ROOT_PATTERN.match(name):
-            raise _fail(path, f"root name {name!r} must be 1-10 upper-case letters/digits starting with a letter")
-        cfg = cfg or {}
-        if not isinstance(cfg, dict):
-            raise _fail(path, f"root {name}: expected a mapping of settings, got {cfg!r}")
-        series = tuple(cfg.get("series") or (f"{name}.v.0",))
-        stats = tuple(cfg.get("statistics_series") or (f"{name}.FUT",))
-        for s in series + stats:
-            if not isinstance(s, str) or not SERIES_PATTERN.match(s):
-                raise _fail(path, f"root {name}: series symbol {s!r} is not a valid Databento symbol")
-        schemas = tuple(cfg.get("schemas") or ("ohlcv-1h",))
-        bad = [s for s in schemas if s not in KNOWN_SCHEMAS]
-        if bad:
-            raise _fail(path, f"root {name}: unknown schema(s) {bad}; known: {list(KNOWN_SCHEMAS)}")
-        start = cfg.get("start", date(2010, 6, 7))
-        if not isinstance(start, date):
-            raise _fail(path, f"root {name}: start {start!r} is not a date (YYYY-MM-DD)")
-        golden = cfg.get("golden_zone", False)
-        if not isinstance(golden, bool):
-            raise _fail(path, f"root {name}: golden_zone {golden!r} is not a boolean (write true or false, unquoted)")
-        calendar = cfg.get("calendar", "CME_Agriculture")
-        if not isinstance(calendar, str) or calendar not in calendars:
-            cme = sorted(c for c in calendars if c.upper().startswith("CME"))
-            raise _fail(path, f"root {name}: unknown calendar {calendar!r}; pandas_market_calendars knows e.g. {cme}")
-        roots[name] = RootConfig(
-            root=name,
-            series=series,
-            statistics_series=stats,
-            schemas=schemas,
-            start=start,
-            golden_zone=golden,
-            calendar=calendar,
-        )
-    return Universe(path=path, dataset=str(raw.get("dataset", "GLBX.MDP3")), roots=roots)
+    try:
+        parsed = _UniverseFile.model_validate(raw, context={"calendars": known_calendars()})
+    except ValidationError as exc:
+        raise _fail(path, describe_validation_error(exc, _where, _PHRASES)) from None
+    roots = {name: _root_config(name, cfg or _RootFile()) for name, cfg in parsed.roots.items()}
+    return Universe(path=path, dataset=parsed.dataset, roots=roots)
 
 
 @lru_cache(maxsize=8)

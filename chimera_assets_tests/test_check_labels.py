@@ -14,7 +14,7 @@ from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.checks import checked_label
 from chimera_assets.demo_data import write_demo_files
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
-from chimera_assets.quality import RULES
+from chimera_assets.quality.registry import RULES
 from chimera_assets.resources import DatabentoSource
 
 RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])

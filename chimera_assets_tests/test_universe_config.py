@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,34 @@ def test_zl_twice_runs_the_market_stage_once(tmp_path, monkeypatch):
         return first.split("]")[0]  # "[1/N]": N stages planned
 
     assert planned(["ZL", "zl"]) == planned(["ZL"])
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        # A misspelt setting was silently ignored before the pydantic model (extra="forbid").
+        ("roots:\n  ZL:\n    golden_zones: true\n", ["root ZL", "unknown key(s) ['golden_zones']"]),
+        ("dataset: GLBX.MDP3\nroot:\n  ZL: {}\n", ["unknown key(s) ['root']", "missing key(s) ['roots']"]),
+        ("roots:\n  ZL:\n    schemas: [ohlcv-1s]\n", ["root ZL", "schemas 'ohlcv-1s' is an unknown schema"]),
+        ("roots:\n  ZL:\n    start: March\n", ["root ZL", "start 'March' is not a date"]),
+        ("roots:\n  ZL: [ZL.v.0]\n", ["root ZL", "expected a mapping, got ['ZL.v.0']"]),
+        ("roots: {}\n", ["roots {} must be a non-empty mapping"]),
+    ],
+)
+def test_bad_settings_are_refused_naming_file_and_key(tmp_path, text, needles):
+    uni = _write(tmp_path, text)
+    with pytest.raises(UniverseConfigError) as err:
+        load_universe(uni)
+    msg = str(err.value)
+    assert str(uni) in msg, msg
+    for needle in needles:
+        assert needle in msg, msg
+
+
+def test_a_root_without_settings_takes_the_defaults(tmp_path):
+    u = load_universe(_write(tmp_path, "roots:\n  ZL:\n  MES:\n    series: []\n"))
+    zl, mes = u.roots["ZL"], u.roots["MES"]
+    assert (zl.series, zl.statistics_series, zl.schemas) == (("ZL.v.0",), ("ZL.FUT",), ("ohlcv-1h",))
+    assert (zl.start, zl.golden_zone, zl.calendar, u.dataset) == (date(2010, 6, 7), False, "CME_Agriculture",
+                                                                  "GLBX.MDP3")
+    assert mes.series == ("MES.v.0",)

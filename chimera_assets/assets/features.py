@@ -58,6 +58,7 @@ from chimera_assets.schemas import (
     POLICY_FEATURES,
     SESSION_BARS,
     STATISTICS,
+    TableSpec,
 )
 from chimera_assets.settings import get_settings
 from chimera_assets.universe import get_universe
@@ -187,6 +188,16 @@ def _sessions_gate(asset: str, wh: Warehouse, context: dg.AssetExecutionContext,
     return verdict
 
 
+def _read_gated_sessions(
+    spec: TableSpec, context: dg.AssetExecutionContext, warehouse: WarehouseResource, lookback: int
+) -> tuple[Warehouse, pl.DataFrame, Gate]:
+    """The warehouse, the session bars of the run (plus ``lookback`` earlier trade dates) and the
+    session gate of the feature asset ``spec`` (see ``_sessions_gate``)."""
+    wh = warehouse.get()
+    sessions = read_lookback(wh, SESSION_BARS, context, lookback)
+    return wh, sessions, _sessions_gate(f"{spec.schema}/{spec.name}", wh, context, sessions)
+
+
 def _complete(sessions: pl.DataFrame) -> pl.DataFrame:
     """Only complete sessions feed the feature families (incomplete ones wait for more data)."""
     return sessions.filter(pl.col("session_complete").fill_null(False))
@@ -199,9 +210,7 @@ def _complete(sessions: pl.DataFrame) -> pl.DataFrame:
     description="vwap, realized_vol_1h, rv20, vol_percentile, k_vol (point in time).",
 )
 def market_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
-    wh = warehouse.get()
-    sessions = read_lookback(wh, SESSION_BARS, context, MARKET_LOOKBACK)
-    verdict = _sessions_gate("features/market_features", wh, context, sessions)
+    wh, sessions, verdict = _read_gated_sessions(MARKET_FEATURES, context, warehouse, MARKET_LOOKBACK)
     bars_1h = read_lookback(wh, OHLCV_1H, context, MARKET_LOOKBACK)
     bars_1m = read_lookback(wh, OHLCV_1M, context, 0)
     feats = compute_market_features(_none_if_empty(bars_1h), _complete(sessions), _none_if_empty(bars_1m))
@@ -215,9 +224,7 @@ def market_features(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     description="Floor-trader pivots from the previous session, weekly pivot, distances.",
 )
 def pivots(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
-    wh = warehouse.get()
-    sessions = read_lookback(wh, SESSION_BARS, context, PIVOT_LOOKBACK)
-    verdict = _sessions_gate("features/pivots", wh, context, sessions)
+    _, sessions, verdict = _read_gated_sessions(PIVOTS, context, warehouse, PIVOT_LOOKBACK)
     return only_run_keys(compute_pivots(_complete(sessions)), verdict.publish).select(PIVOTS.column_names)
 
 
@@ -228,10 +235,9 @@ def pivots(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> p
     description="Golden-zone state from 1h zig-zag swings (golden-zone roots only; NULL elsewhere).",
 )
 def golden_zone(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
-    wh = warehouse.get()
     roots = get_universe().golden_zone_roots
-    sessions = read_lookback(wh, SESSION_BARS, context, 0)
-    keys = _sessions_gate("features/golden_zone", wh, context, sessions).publish
+    wh, sessions, verdict = _read_gated_sessions(GOLDEN_ZONE, context, warehouse, 0)
+    keys = verdict.publish
     wanted = [r for r in keys["symbol"].unique().to_list() if r in roots]
     gz = GOLDEN_ZONE.empty_frame()
     if wanted:
@@ -302,8 +308,7 @@ def daily_ml_matrix(
     pivots: pl.DataFrame,
 ) -> pl.DataFrame:
     asset = "features/daily_ml_matrix"
-    wh = warehouse.get()
-    publish = _sessions_gate(asset, wh, context, read_lookback(wh, SESSION_BARS, context, 0)).publish
+    publish = _read_gated_sessions(DAILY_ML_MATRIX, context, warehouse, 0)[2].publish
     require_rows(asset, publish, consolidated_features, "features/consolidated_features", date_col="data_date")
     require_rows(asset, publish, pivots, "features/pivots")
     consolidated = only_run_keys(consolidated_features, publish, date_col="data_date")

@@ -18,15 +18,9 @@ import polars as pl
 from chimera_assets.asset_keys import DATA_QUALITY_REPORT
 from chimera_assets.checks import asset_key, audited_tables, calendars_and_starts
 from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.quality import (
-    PARTITION,
-    RULES,
-    QualityConfig,
-    Severity,
-    evaluate_rule,
-    freshness_outcome,
-    rules_for,
-)
+from chimera_assets.quality.evaluation import evaluate_rule, rules_for
+from chimera_assets.quality.registry import PARTITION, RULES, QualityConfig, Severity
+from chimera_assets.quality.soft_rules import freshness_outcome
 from chimera_assets.schemas import DAILY_ML_MATRIX, TableSpec
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse.base import Warehouse

@@ -1,5 +1,7 @@
 """Unpartitioned reference tables: policy events and the regime calendar/weights from the YAML."""
 
+from collections.abc import Callable, Sequence
+
 import dagster as dg
 import polars as pl
 
@@ -7,9 +9,9 @@ from chimera_assets import asset_keys as keys
 from chimera_assets.assets.common import WAREHOUSE_IO, WRITER_POOL
 from chimera_assets.features.policy import load_policy_events
 from chimera_assets.features.policy_sources import combine_policy_events, policy_files
-from chimera_assets.features.regimes import build_regime_calendar, build_regime_weights, load_regimes
+from chimera_assets.features.regimes import Regime, build_regime_calendar, build_regime_weights, load_regimes
 from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.schemas import POLICY_EVENTS, REGIME_CALENDAR, REGIME_WEIGHTS
+from chimera_assets.schemas import POLICY_EVENTS, REGIME_CALENDAR, REGIME_WEIGHTS, TableSpec
 from chimera_assets.settings import get_settings
 
 
@@ -62,28 +64,33 @@ def policy_events(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     return events.select(POLICY_EVENTS.column_names)
 
 
-@dg.asset(
-    key=keys.REGIME_WEIGHTS,
-    io_manager_key=WAREHOUSE_IO,
-    group_name="training",
-    pool=WRITER_POOL,
-    kinds={"polars"},
-    description="Regime weights from the regimes YAML (baseline = 100).",
-)
-def regime_weights() -> pl.DataFrame:
-    return build_regime_weights(load_regimes(get_settings().regimes_path)).select(REGIME_WEIGHTS.column_names)
+def _regime_table(
+    key: dg.AssetKey, spec: TableSpec, build: Callable[[Sequence[Regime]], pl.DataFrame], description: str
+) -> dg.AssetsDefinition:
+    """A training table rebuilt from the regimes YAML on every run (both regime tables are this shape)."""
+
+    @dg.asset(
+        key=key,
+        io_manager_key=WAREHOUSE_IO,
+        group_name="training",
+        pool=WRITER_POOL,
+        kinds={"polars"},
+        description=description,
+    )
+    def _table() -> pl.DataFrame:
+        return build(load_regimes(get_settings().regimes_path)).select(spec.column_names)
+
+    return _table
 
 
-@dg.asset(
-    key=keys.REGIME_CALENDAR,
-    io_manager_key=WAREHOUSE_IO,
-    group_name="training",
-    pool=WRITER_POOL,
-    kinds={"polars"},
-    description="One row per calendar day with its regime (baseline outside every regime).",
+regime_weights = _regime_table(
+    keys.REGIME_WEIGHTS, REGIME_WEIGHTS, build_regime_weights,
+    "Regime weights from the regimes YAML (baseline = 100).",
 )
-def regime_calendar() -> pl.DataFrame:
-    return build_regime_calendar(load_regimes(get_settings().regimes_path)).select(REGIME_CALENDAR.column_names)
+regime_calendar = _regime_table(
+    keys.REGIME_CALENDAR, REGIME_CALENDAR, build_regime_calendar,
+    "One row per calendar day with its regime (baseline outside every regime).",
+)
 
 
 REFERENCE_ASSETS = [policy_events, regime_weights, regime_calendar]

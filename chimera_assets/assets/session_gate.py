@@ -21,8 +21,8 @@ from chimera_assets.features.session_state import (
     session_schedule,
     source_spans,
 )
-from chimera_assets.quality import owner_date_expr
 from chimera_assets.schemas import LOAD_STATE, OHLCV_1D, OHLCV_1H, OHLCV_1M
+from chimera_assets.trade_calendar import on_or_after_weekday_expr
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice, Warehouse
 
@@ -128,7 +128,7 @@ def raw_days_around(wh: Warehouse, keys: pl.DataFrame) -> pl.DataFrame:
     for spec in (OHLCV_1M, OHLCV_1H, OHLCV_1D):
         if wh.table_exists(spec):
             rows = wh.read(spec, slice_, columns=[spec.date_column, "symbol"])
-            found.append(rows.select(owner_date_expr(spec.date_column).alias("trade_date"), "symbol").unique())
+            found.append(rows.select(on_or_after_weekday_expr(spec.date_column).alias("trade_date"), "symbol").unique())
     return pl.concat(found).unique()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from chimera_assets.features.session_bars import clean_intraday
+from chimera_assets.schemas import GOLDEN_ZONE
 
 ATR_WINDOW = 14
 REVERSAL_ATR_MULT = 3.0
@@ -20,17 +21,8 @@ TRIGGER_VOL_MULT = 1.5
 FIB_MID = 0.5
 FIB_GOLDEN = 0.618
 
-GOLDEN_ZONE_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(),
-    "symbol": pl.Utf8(),
-    "golden_zone_state": pl.Int64(),
-    "swing_high": pl.Float64(),
-    "swing_low": pl.Float64(),
-    "fib_50": pl.Float64(),
-    "fib_618": pl.Float64(),
-    "vol_decay_slope": pl.Float64(),
-    "qualified_trigger": pl.Boolean(),
-}
+# The columns of features.golden_zone (declared in schemas.py).
+GOLDEN_ZONE_SCHEMA: dict[str, pl.DataType] = GOLDEN_ZONE.polars_schema()
 
 
 def zigzag_swings(

@@ -11,6 +11,7 @@ from datetime import date
 import polars as pl
 
 from chimera_assets.features.session_bars import clean_intraday
+from chimera_assets.schemas import MARKET_FEATURES
 
 ANNUALISATION = 252
 RV_WINDOW = 20
@@ -19,16 +20,8 @@ REGIME_WINDOW = 252
 REGIME_MIN_VALUES = 100
 K_VOL_BOUNDS = (0.5, 2.0)
 
-MARKET_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(),
-    "symbol": pl.Utf8(),
-    "vwap": pl.Float64(),
-    "realized_vol_1h": pl.Float64(),
-    "rv20": pl.Float64(),
-    "vol_percentile": pl.Float64(),
-    "k_vol": pl.Float64(),
-    "sum_r2": pl.Float64(),
-}
+# The columns of features.market_features (declared in schemas.py).
+MARKET_SCHEMA: dict[str, pl.DataType] = MARKET_FEATURES.polars_schema()
 
 _KEY = ["trade_date", "symbol"]
 _INST_KEY = ["trade_date", "symbol", "instrument_id"]

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-PIVOT_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(),
-    "symbol": pl.Utf8(),
-    "prev_high": pl.Float64(),
-    "prev_low": pl.Float64(),
-    "prev_close": pl.Float64(),
-    "P": pl.Float64(),
-    "R1": pl.Float64(),
-    "R2": pl.Float64(),
-    "R3": pl.Float64(),
-    "S1": pl.Float64(),
-    "S2": pl.Float64(),
-    "S3": pl.Float64(),
-    "price": pl.Float64(),
-    "distance_to_P": pl.Float64(),
-    "distance_to_nearest_pivot": pl.Float64(),
-    "weekly_pivot": pl.Float64(),
-    "weekly_pivot_distance": pl.Float64(),
-    "price_above_P": pl.Boolean(),
-    "pivot_roll_flag": pl.Boolean(),
-}
+from chimera_assets.schemas import PIVOTS
+
+# The columns of features.pivots (declared in schemas.py).
+PIVOT_SCHEMA: dict[str, pl.DataType] = PIVOTS.polars_schema()
 
 _LEVELS = ["P", "R1", "R2", "R3", "S1", "S2", "S3"]
 

@@ -58,7 +58,7 @@ from chimera_assets.features.policy_vocab import (
     W7_LENGTH,
     word_regex,
 )
-from chimera_assets.trade_calendar import on_or_after_weekday
+from chimera_assets.trade_calendar import is_weekday_expr, on_or_after_weekday
 
 _US_PER_HOUR = 3_600_000_000
 
@@ -137,7 +137,7 @@ def compute_policy_features(
     # Evaluation calendar: the requested dates plus every weekday #13 may need.
     lo = dates.min() - timedelta(days=MA_CALENDAR_DAYS - 1)  # type: ignore[operator]
     weekdays = pl.date_range(lo, dates.max(), "1d", eager=True).alias("trade_date")
-    weekdays = weekdays.filter(weekdays.dt.weekday() <= 5)
+    weekdays = weekdays.to_frame().filter(is_weekday_expr("trade_date")).to_series()
     cal = (
         pl.concat([weekdays, dates]).unique().sort().to_frame()
         .with_columns(_cutoff_expr().alias("cutoff"))
@@ -268,7 +268,7 @@ def _volatility_ma(daily: pl.DataFrame, dates: pl.Series) -> pl.DataFrame:
         .with_columns(pl.int_ranges(0, MA_CALENDAR_DAYS).alias("k"))
         .explode("k")
         .with_columns((pl.col("trade_date") - pl.duration(days=pl.col("k"))).alias("d"))
-        .filter((pl.col("k") == 0) | (pl.col("d").dt.weekday() <= 5))
+        .filter((pl.col("k") == 0) | is_weekday_expr("d"))
         .join(
             daily.select(pl.col("trade_date").alias("d"), "trumpxi_sentiment_volatility"), on="d", how="left"
         )

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from chimera_assets.schemas import POLICY_EVENTS, POLICY_FEATURES
+
 CHICAGO = ZoneInfo("America/Chicago")
 CUTOFF_LOCAL_TIME = time(16, 0)
 # Window lengths are exact durations on the UTC axis (a DST switch does not stretch them).
@@ -22,34 +24,11 @@ FREQ_WINDOW = timedelta(hours=3)
 FREQ_MIN_EVENTS = 3
 FREQ_PENALTY = 0.8
 
-EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.Utf8(),
-    "ts": pl.Datetime("us", "UTC"),
-    "source": pl.Utf8(),
-    "category": pl.Utf8(),
-    "text": pl.Utf8(),
-    "url": pl.Utf8(),
-    "kind": pl.Utf8(),
-    "ingested_from": pl.Utf8(),
-}
-
+# Both schemas are derived from the warehouse declarations in schemas.py (declared once there).
+EVENT_SCHEMA: dict[str, pl.DataType] = POLICY_EVENTS.polars_schema()
+# The 16 policy features (POLICY_FEATURES.md), in order: every column of the table after ``trade_date``.
 POLICY_FEATURE_COLUMNS: list[tuple[str, pl.DataType]] = [
-    ("trump_action_prob", pl.Float64()),
-    ("trump_expected_zl_move", pl.Float64()),
-    ("trump_score", pl.Float64()),
-    ("trump_score_signed", pl.Float64()),
-    ("trump_confidence", pl.Float64()),
-    ("trump_sentiment_7d", pl.Float64()),
-    ("trump_tariff_intensity", pl.Float64()),
-    ("trump_procurement_alert", pl.Boolean()),
-    ("trump_mentions", pl.Int64()),
-    ("trumpxi_china_mentions", pl.Int64()),
-    ("trumpxi_sentiment_volatility", pl.Float64()),
-    ("trumpxi_policy_impact", pl.Float64()),
-    ("trumpxi_volatility_30d_ma", pl.Float64()),
-    ("trump_soybean_sentiment_7d", pl.Float64()),
-    ("policy_trump_topic_multiplier", pl.Float64()),
-    ("policy_trump_recency_decay", pl.Float64()),
+    (c.name, c.polars_dtype()) for c in POLICY_FEATURES.columns if c.name != "trade_date"
 ]
 POLICY_FEATURE_NAMES: list[str] = [name for name, _ in POLICY_FEATURE_COLUMNS]
 

@@ -1,6 +1,6 @@
 """Market regimes (SPEC 6.4 "regime", 6.6): YAML config -> ``training.regime_calendar`` / ``regime_weights``.
 
-Pure polars + PyYAML, no Dagster. A regime is a closed date interval [start, end] with an integer
+Pure polars + PyYAML + pydantic (the file is parsed by strict models: unknown keys refused), no Dagster. A regime is a closed date interval [start, end] with an integer
 weight on a 50-1000 scale. Any day outside every regime belongs to the ``baseline`` fallback
 (weight 100 unless the YAML says otherwise). Regimes may not overlap; every validation failure raises
 :class:`RegimeConfigError` with the offending names.
@@ -13,10 +13,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
+
+from chimera_assets.config_yaml import STRICT, STRICT_VALUE, describe_validation_error, name_at
+from chimera_assets.schemas import REGIME_CALENDAR, REGIME_WEIGHTS
 
 DEFAULT_REGIMES_PATH = Path(__file__).resolve().parent.parent / "config" / "regimes.yaml"
 DEFAULT_CALENDAR_START = date(1998, 1, 1)
@@ -27,16 +40,10 @@ MIN_WEIGHT = 50
 MAX_WEIGHT = 1000
 
 _NAME_RE = re.compile(r"[a-z0-9_]+")
-_REGIME_KEYS = {"name", "start", "end", "weight", "description"}
-_BASELINE_KEYS = {"name", "weight", "description"}
 
-CALENDAR_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "regime": pl.Utf8(),
-    "valid_from": pl.Date(),
-    "valid_to": pl.Date(),
-}
-WEIGHTS_SCHEMA: dict[str, pl.DataType] = {"regime": pl.Utf8(), "weight": pl.Int64(), "description": pl.Utf8()}
+# The columns of training.regime_calendar / regime_weights (declared in schemas.py).
+CALENDAR_SCHEMA: dict[str, pl.DataType] = REGIME_CALENDAR.polars_schema()
+WEIGHTS_SCHEMA: dict[str, pl.DataType] = REGIME_WEIGHTS.polars_schema()
 
 
 class RegimeConfigError(ValueError):
@@ -66,80 +73,80 @@ DEFAULT_BASELINE = Regime(
 # ======================================================================================================
 # loading / validation
 # ======================================================================================================
-def _check_name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise RegimeConfigError(f"{where}: name {value!r} must match [a-z0-9_]+")
-    return value
-
-
-def _check_weight(value: Any, where: str) -> int:
-    # bool is an int subclass; "weight: yes" must not pass as 1.
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_WEIGHT <= value <= MAX_WEIGHT:
-        raise RegimeConfigError(f"{where}: weight {value!r} must be an integer in {MIN_WEIGHT}..{MAX_WEIGHT}")
-    return value
-
-
-def _check_date(value: Any, where: str, key: str) -> date:
+def _iso_date(value: Any, info: ValidationInfo) -> Any:
+    """A YAML date, or an ISO ``YYYY-MM-DD`` string (quoted dates are accepted); never a timestamp."""
     if isinstance(value, datetime):
-        raise RegimeConfigError(f"{where}: {key} {value!r} must be a date (YYYY-MM-DD), not a timestamp")
-    if isinstance(value, date):
-        return value
+        raise ValueError(f"{info.field_name} {value!r} must be a date (YYYY-MM-DD), not a timestamp")
     if isinstance(value, str):
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise RegimeConfigError(f"{where}: {key} {value!r} is not a date (YYYY-MM-DD)")
+    return value
 
 
-def _check_description(value: Any, where: str) -> str:
-    if value is None:
+def _text(value: Any) -> Any:
+    return "" if value is None else value
+
+
+# The rules of a regime, declared once: the YAML models and validate_regimes (regimes built in code) use them.
+_Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
+_Weight = Annotated[int, Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)]
+_Date = Annotated[date, BeforeValidator(_iso_date)]
+_Description = Annotated[str, BeforeValidator(_text), AfterValidator(str.strip)]
+_NAME = TypeAdapter(_Name, config=STRICT_VALUE)
+_WEIGHT = TypeAdapter(_Weight, config=STRICT_VALUE)
+
+
+class _RegimeEntry(BaseModel):
+    model_config = STRICT
+    name: _Name
+    start: _Date
+    end: _Date
+    weight: _Weight
+    description: _Description = ""  # start <= end is a rule of validate_regimes (also for code-built ones)
+
+
+class _BaselineEntry(BaseModel):
+    model_config = STRICT
+    name: _Name = BASELINE_NAME
+    weight: _Weight = BASELINE_WEIGHT
+    description: _Description = DEFAULT_BASELINE.description
+
+
+class _RegimesFile(BaseModel):
+    model_config = STRICT
+    regimes: list[_RegimeEntry]
+    baseline: _BaselineEntry | None = None
+
+
+_PHRASES = {
+    "name": "must match [a-z0-9_]+",
+    "weight": f"must be an integer in {MIN_WEIGHT}..{MAX_WEIGHT}",
+    "start": "is not a date (YYYY-MM-DD)",
+    "end": "is not a date (YYYY-MM-DD)",
+    "description": "must be text",
+    "regimes": "must be a list of regimes",
+}
+
+
+def _describe(exc: ValidationError, doc: Any) -> str:
+    def where(loc: tuple[str | int, ...]) -> str:
+        if loc[:1] == ("baseline",):
+            return "baseline"
+        if len(loc) >= 2 and loc[0] == "regimes":
+            name = name_at(doc, loc[:2])
+            return f"regime {name!r}" if isinstance(name, str) and _NAME_RE.fullmatch(name) else f"regimes[{loc[1]}]"
         return ""
-    if not isinstance(value, str):
-        raise RegimeConfigError(f"{where}: description must be text, got {value!r}")
-    return value.strip()
+
+    return describe_validation_error(exc, where, _PHRASES)
 
 
-def _parse_regime(entry: Any, index: int) -> Regime:
-    where = f"regimes[{index}]"
-    if not isinstance(entry, dict):
-        raise RegimeConfigError(f"{where}: expected a mapping with {sorted(_REGIME_KEYS)}, got {entry!r}")
-    unknown = set(entry) - _REGIME_KEYS
-    missing = {"name", "start", "end", "weight"} - set(entry)
-    if unknown or missing:
-        raise RegimeConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}, missing key(s) {sorted(missing)}"
-        )
-    name = _check_name(entry["name"], where)
-    where = f"regime {name!r}"
-    start = _check_date(entry["start"], where, "start")
-    end = _check_date(entry["end"], where, "end")
-    if start > end:
-        raise RegimeConfigError(f"{where}: start {start} is after end {end}")
-    return Regime(
-        name=name,
-        start=start,
-        end=end,
-        weight=_check_weight(entry["weight"], where),
-        description=_check_description(entry.get("description"), where),
-    )
-
-
-def _parse_baseline(entry: Any) -> Regime:
-    if entry is None:
-        return DEFAULT_BASELINE
-    if not isinstance(entry, dict) or set(entry) - _BASELINE_KEYS:
-        raise RegimeConfigError(
-            f"baseline: expected a mapping with keys {sorted(_BASELINE_KEYS)}, got {entry!r}"
-        )
-    name = _check_name(entry.get("name", BASELINE_NAME), "baseline")
-    return Regime(
-        name=name,
-        start=None,
-        end=None,
-        weight=_check_weight(entry.get("weight", BASELINE_WEIGHT), "baseline"),
-        description=_check_description(entry.get("description", DEFAULT_BASELINE.description), "baseline"),
-    )
+def _check(adapter: TypeAdapter, value: Any, where: str, key: str) -> None:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        raise RegimeConfigError(f"{where}: {key} {value!r} {_PHRASES[key]}") from None
 
 
 def validate_regimes(regimes: Sequence[Regime]) -> tuple[list[Regime], Regime]:
@@ -153,8 +160,8 @@ def validate_regimes(regimes: Sequence[Regime]) -> tuple[list[Regime], Regime]:
     baselines: list[Regime] = []
     for r in regimes:
         where = f"regime {r.name!r}"
-        _check_name(r.name, where)
-        _check_weight(r.weight, where)
+        _check(_NAME, r.name, where, "name")
+        _check(_WEIGHT, r.weight, where, "weight")
         if (r.start is None) != (r.end is None):
             raise RegimeConfigError(
                 f"{where}: start and end must both be set (or both empty for the baseline)"
@@ -202,14 +209,14 @@ def load_regimes(path: Path | str | None = None) -> list[Regime]:
         raise RegimeConfigError(f"regimes file {p}: cannot read ({type(exc).__name__}: {exc})") from exc
     except ValueError as exc:  # PyYAML builds dates while parsing: 2020-02-30 fails here, not in our checks
         raise RegimeConfigError(f"regimes file {p}: invalid value, not a date? ({exc})") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("regimes"), list):
-        raise RegimeConfigError(f"regimes file {p}: expected a mapping with a 'regimes' list")
-    unknown = set(doc) - {"regimes", "baseline"}
-    if unknown:
-        raise RegimeConfigError(f"regimes file {p}: unknown top-level key(s) {sorted(unknown)}")
     try:
-        parsed = [_parse_regime(e, i) for i, e in enumerate(doc["regimes"])]
-        dated, baseline = validate_regimes([*parsed, _parse_baseline(doc.get("baseline"))])
+        parsed = _RegimesFile.model_validate(doc)
+    except ValidationError as exc:
+        raise RegimeConfigError(f"regimes file {p}: {_describe(exc, doc)}") from None
+    base = parsed.baseline or _BaselineEntry()
+    entries = [Regime(e.name, e.start, e.end, e.weight, e.description) for e in parsed.regimes]
+    try:
+        dated, baseline = validate_regimes([*entries, Regime(base.name, None, None, base.weight, base.description)])
     except RegimeConfigError as exc:
         raise RegimeConfigError(f"regimes file {p}: {exc}") from None
     return [*dated, baseline]

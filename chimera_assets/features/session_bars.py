@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from chimera_assets.schemas import SESSION_BARS
+from chimera_assets.trade_calendar import is_weekday_expr
+
+# The columns of features.session_bars (declared in schemas.py) but session_complete, which the session
+# gate adds (features/session_state.py).
 SESSION_BAR_SCHEMA: dict[str, pl.DataType] = {
-    "trade_date": pl.Date(),
-    "symbol": pl.Utf8(),
-    "instrument_id": pl.Int64(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Int64(),
-    "bar_count": pl.Int64(),
-    "source_freq": pl.Utf8(),
-    "roll_flag": pl.Boolean(),
-    "thin_flag": pl.Boolean(),
-    "settle": pl.Float64(),
-    "open_interest": pl.Int64(),
+    c: t for c, t in SESSION_BARS.polars_schema().items() if c != "session_complete"
 }
 
 THIN_RATIO = 0.2
@@ -34,6 +26,33 @@ _BAR_COLS = ["ts_event", "trade_date", "symbol", "instrument_id", "open", "high"
 _FREQ_RANK = {"1m": 0, "1h": 1, "1d": 2}
 
 
+def ohlcv_aggregations() -> list[pl.Expr]:
+    """OHLCV of a group of bars (in time order): first open, max high, min low, last close, summed volume."""
+    return [
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("volume").sum(),
+    ]
+
+
+def _outright_ohlcv(bars: pl.DataFrame, trade_date: pl.Expr, lead: list[pl.Expr] | None = None) -> pl.DataFrame:
+    """``bars`` without spread rows, as ``*lead, trade_date, symbol, instrument_id, open..close, volume``
+    with their feature types (prices Float64, volume Int64)."""
+    if "is_spread" in bars.columns:
+        # NULL is_spread means "unknown"; SPEC 6.1 derives it whenever possible, so treat NULL as outright.
+        bars = bars.filter(~pl.col("is_spread").fill_null(False))
+    return bars.select(
+        *(lead or []),
+        trade_date,
+        pl.col("symbol").cast(pl.Utf8),
+        pl.col("instrument_id").cast(pl.Int64),
+        *[pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")],
+        pl.col("volume").cast(pl.Int64),
+    )
+
+
 def clean_intraday(bars: pl.DataFrame | None, freq: str | None = None) -> pl.DataFrame | None:
     """Drop spread rows and duplicate bars; keep the columns features need.
 
@@ -44,18 +63,9 @@ def clean_intraday(bars: pl.DataFrame | None, freq: str | None = None) -> pl.Dat
     """
     if bars is None or bars.height == 0:
         return None
-    out = bars
-    if "is_spread" in out.columns:
-        # NULL is_spread means "unknown"; SPEC 6.1 derives it whenever possible, so treat NULL as outright.
-        out = out.filter(~pl.col("is_spread").fill_null(False))
-    out = out.select(
-        pl.col("ts_event"),
-        pl.col("trade_date").cast(pl.Date),
-        pl.col("symbol").cast(pl.Utf8),
-        pl.col("instrument_id").cast(pl.Int64),
-        *[pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")],
-        pl.col("volume").cast(pl.Int64),
-    ).sort("symbol", "ts_event", "instrument_id")
+    out = _outright_ohlcv(bars, pl.col("trade_date").cast(pl.Date), lead=[pl.col("ts_event")]).sort(
+        "symbol", "ts_event", "instrument_id"
+    )
     # After the sort duplicates are adjacent: a shifted compare is much cheaper than unique().
     dup = pl.lit(True)
     for k in ("symbol", "ts_event", "instrument_id"):
@@ -104,11 +114,7 @@ def _aggregate_intraday(bars: pl.DataFrame) -> pl.DataFrame:
         .group_by(_KEY)
         .agg(
             pl.col("instrument_id").first(),
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
+            *ohlcv_aggregations(),
             pl.len().cast(pl.Int64).alias("bar_count"),
             pl.col("source_freq").first(),
         )
@@ -125,16 +131,9 @@ def _daily_fallback(bars_1d: pl.DataFrame | None, have: pl.DataFrame | None) -> 
     """
     if bars_1d is None or bars_1d.height == 0:
         return None
-    d = bars_1d
-    if "is_spread" in d.columns:
-        d = d.filter(~pl.col("is_spread").fill_null(False))
-    d = d.select(
-        pl.col("date").cast(pl.Date).alias("trade_date"),
-        pl.col("symbol").cast(pl.Utf8),
-        pl.col("instrument_id").cast(pl.Int64),
-        *[pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")],
-        pl.col("volume").cast(pl.Int64),
-    ).filter(pl.col("trade_date").dt.weekday() <= 5)
+    d = _outright_ohlcv(bars_1d, pl.col("date").cast(pl.Date).alias("trade_date")).filter(
+        is_weekday_expr("trade_date")
+    )
     d = (
         d.sort(*_KEY, "volume", "instrument_id", descending=[False, False, True, False], nulls_last=True)
         .unique(subset=_KEY, keep="first", maintain_order=True)

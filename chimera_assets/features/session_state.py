@@ -36,12 +36,11 @@ after that day, whose end is after the session's close.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, timedelta
 
 import polars as pl
 
-from chimera_assets.trade_calendar import CME_TZ
+from chimera_assets.trade_calendar import CME_TZ, SCHEDULE_SCHEMA, calendar_schedule
 
 # How far each frequency's bar reaches past its ts_event (the bar's open).
 BAR_SPAN = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}
@@ -52,27 +51,6 @@ STATUSES = ("published", "incomplete", "no_session", "no_trades", "not_started",
 FALLBACK_CLOSE_HOUR = 16
 _KEY = ["trade_date", "symbol"]
 _TS = pl.Datetime("us", "UTC")
-_SCHEDULE_SCHEMA = {"trade_date": pl.Date, "session_open": _TS, "session_close": _TS}
-
-
-@lru_cache(maxsize=128)
-def _schedule_rows(calendar: str, start: date, end: date) -> tuple[tuple[date, datetime, datetime], ...]:
-    import pandas_market_calendars as mcal
-
-    sched = mcal.get_calendar(calendar).schedule(start.isoformat(), end.isoformat())
-    return tuple(
-        (d.date(), o.to_pydatetime(), c.to_pydatetime())
-        for d, o, c in zip(sched.index, sched["market_open"], sched["market_close"], strict=True)
-    )
-
-
-def calendar_schedule(calendar: str, start: date, end: date) -> pl.DataFrame:
-    """Sessions of ``calendar`` (a pandas_market_calendars name) with trade dates in [start, end]:
-    trade_date, session_open, session_close (UTC instants; early closes included)."""
-    if start > end:
-        return pl.DataFrame(schema=_SCHEDULE_SCHEMA)
-    rows = _schedule_rows(calendar, start, end)
-    return pl.DataFrame(rows, schema=_SCHEDULE_SCHEMA, orient="row")
 
 
 def _at_chicago(date_col: str, hours: int) -> pl.Expr:
@@ -102,7 +80,7 @@ def session_schedule(
         parts.append(sched.with_columns(symbol=pl.lit(root, pl.Utf8), scheduled=pl.lit(True)))
     sched = (
         pl.concat(parts) if parts
-        else pl.DataFrame(schema={**_SCHEDULE_SCHEMA, "symbol": pl.Utf8, "scheduled": pl.Boolean})
+        else pl.DataFrame(schema={**SCHEDULE_SCHEMA, "symbol": pl.Utf8, "scheduled": pl.Boolean})
     )
     out = keys.join(sched, on=_KEY, how="left")
     return out.with_columns(

@@ -45,18 +45,11 @@ from chimera_assets.quality.soft_rules import (
     unexpected_session_rows,
 )
 from chimera_assets.schemas import (
-    CONSOLIDATED,
-    DAILY_ML_MATRIX,
-    DEFINITIONS,
-    GOLDEN_ZONE,
     MARKET_FEATURES,
-    OHLCV_1D,
-    OHLCV_1H,
-    OHLCV_1M,
-    PIVOTS,
+    PARTITIONED_FEATURE_TABLES,
     POLICY_FEATURES,
+    RAW_TABLES,
     SESSION_BARS,
-    STATISTICS,
     TableSpec,
 )
 from chimera_assets.trade_calendar import (
@@ -65,9 +58,6 @@ from chimera_assets.trade_calendar import (
     expected_sessions,
 )
 from chimera_assets.warehouse.base import Slice, Warehouse
-
-RAW_TABLES = (OHLCV_1M, OHLCV_1H, OHLCV_1D, STATISTICS, DEFINITIONS)
-PARTITIONED_FEATURE_TABLES = (SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX)
 
 
 def rules_for(spec: TableSpec) -> list[str]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -16,6 +16,7 @@ from chimera_assets.quality.registry import (
 from chimera_assets.schemas import (
     TableSpec,
 )
+from chimera_assets.trade_calendar import on_or_after_weekday_expr
 
 
 def _jsonable(v: Any) -> Any:
@@ -36,18 +37,12 @@ def rows_as_dicts(frame: pl.DataFrame, limit: int = MAX_OFFENDING_KEYS) -> list[
     return [{k: _jsonable(v) for k, v in row.items()} for row in frame.head(limit).iter_rows(named=True)]
 
 
-def owner_date_expr(col: str) -> pl.Expr:
-    """The trade-date partition a calendar date belongs to: a weekend day belongs to the next Monday."""
-    d = pl.col(col)
-    wd = d.dt.weekday()
-    return pl.when(wd == 6).then(d + timedelta(days=2)).when(wd == 7).then(d + timedelta(days=1)).otherwise(d)
-
-
 def partition_key_expr(date_col: str | None, symbol_col: str | None) -> pl.Expr:
     """Dagster partition key of each row: ``"date|symbol"``, ``"date"`` or NULL (unpartitioned)."""
     if date_col is None:
         return pl.lit(None, pl.Utf8).alias(PARTITION)
-    d = owner_date_expr(date_col).dt.strftime("%Y-%m-%d")
+    # A weekend date belongs to the next Monday's trade-date partition.
+    d = on_or_after_weekday_expr(date_col).dt.strftime("%Y-%m-%d")
     if symbol_col is None:
         return d.alias(PARTITION)
     return (d + pl.lit("|") + pl.col(symbol_col).cast(pl.Utf8)).alias(PARTITION)

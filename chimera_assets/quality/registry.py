@@ -29,44 +29,42 @@ class Rule:
     description: str
 
 
+def _rules(severity: Severity, blocking: bool, descriptions: Mapping[str, str]) -> tuple[Rule, ...]:
+    """The rules of one (severity, blocking) class, from name -> description."""
+    return tuple(Rule(name, severity, blocking, text) for name, text in descriptions.items())
+
+
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule("keys_not_null", Severity.ERROR, True, "Required columns (the key and NOT NULL columns) are never NULL."),
-        Rule("no_duplicate_keys", Severity.ERROR, True, "No two rows share the table's key."),
-        Rule(
-            "ohlc_consistent", Severity.ERROR, True,
-            "low <= open <= high, low <= close <= high and volume >= 0 (NULL prices are not compared).",
-        ),
-        Rule(
-            "regime_coverage", Severity.ERROR, True,
-            "Every row has a regime (name and weight non-NULL, regime_name equal to regime.name): 100% coverage.",
-        ),
-        Rule(
-            "struct_members_present", Severity.ERROR, False,
-            "Every STRUCT column has every declared member with its type, and no STRUCT value is NULL.",
-        ),
-        Rule(
-            "no_missing_sessions", Severity.WARN, False,
-            "Every session the root's CME calendar (pandas_market_calendars) expects has a session bar.",
-        ),
-        Rule(
-            "flips_and_thin_sessions", Severity.WARN, False,
-            "No one-day contract flip (A -> B -> A) and no thin session (volume < ratio x median of the "
-            "previous sessions).",
-        ),
-        Rule(
-            "no_outlier_returns", Severity.WARN, False,
-            "|log return of the session close| <= k x daily vol (previous session's rv20 / sqrt(252)); "
-            "returns across a contract change are not compared.",
-        ),
-        Rule(
-            "matrix_freshness", Severity.WARN, False,
-            "The latest matrix date of each root lags the latest closed CME session by at most N sessions.",
-        ),
+        *_rules(Severity.ERROR, True, {
+            "keys_not_null": "Required columns (the key and NOT NULL columns) are never NULL.",
+            "no_duplicate_keys": "No two rows share the table's key.",
+            "ohlc_consistent":
+                "low <= open <= high, low <= close <= high and volume >= 0 (NULL prices are not compared).",
+            "regime_coverage":
+                "Every row has a regime (name and weight non-NULL, regime_name equal to regime.name): 100% coverage.",
+        }),
+        *_rules(Severity.ERROR, False, {
+            "struct_members_present":
+                "Every STRUCT column has every declared member with its type, and no STRUCT value is NULL.",
+        }),
+        *_rules(Severity.WARN, False, {
+            "no_missing_sessions":
+                "Every session the root's CME calendar (pandas_market_calendars) expects has a session bar.",
+            "flips_and_thin_sessions":
+                "No one-day contract flip (A -> B -> A) and no thin session (volume < ratio x median of the "
+                "previous sessions).",
+            "no_outlier_returns":
+                "|log return of the session close| <= k x daily vol (previous session's rv20 / sqrt(252)); "
+                "returns across a contract change are not compared.",
+            "matrix_freshness":
+                "The latest matrix date of each root lags the latest closed CME session by at most N sessions.",
+        }),
     )
 }
-HARD_RULES = ("keys_not_null", "no_duplicate_keys", "ohlc_consistent", "regime_coverage")
+# The blocking rules (severity ERROR; also enforced by the write audit before publishing).
+HARD_RULES = tuple(name for name, rule in RULES.items() if rule.blocking)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from chimera_assets.features.regimes import (
     build_regime_weights,
     load_regimes,
     regime_for_dates,
+    validate_regimes,
 )
 
 SPEC_WEIGHTS = {
@@ -217,3 +218,43 @@ def test_regime_for_dates_matches_the_calendar_everywhere():
     assert regime_for_dates(regimes, [date(2025, 1, 19) + timedelta(days=i) for i in range(2)])[
         "regime_name"
     ].to_list() == ["trump_anticipation_2024", "trump_second_term"]
+
+
+@pytest.mark.parametrize(
+    ("regimes", "baseline", "needle"),
+    [
+        ("  - {name: ok, start: 2020-01-01 10:00:00, end: 2020-12-31, weight: 100}\n", "",
+         "regime 'ok': start datetime.datetime(2020, 1, 1, 10, 0) must be a date (YYYY-MM-DD), not a timestamp"),
+        ("  - {name: ok, start: 2020-01-01, end: 2020-12-31, weight: 100, description: 5}\n", "",
+         "regime 'ok': description 5 must be text"),
+        ("  - 7\n", "", "regimes[0]: expected a mapping, got 7"),
+        ("  - {name: a, start: 2020-01-01, end: 2020-01-02, weight: 100}\n", "baseline: {colour: 1}\n",
+         "baseline: unknown key(s) ['colour']"),
+        ("  - {name: a, start: 2020-01-01, end: 2020-01-02, weight: 100}\n", "extra: 1\n",
+         "unknown key(s) ['extra']"),
+    ],
+)
+def test_bad_regime_files_name_the_file_the_entry_and_the_key(tmp_path: Path, regimes, baseline, needle):
+    path = write_yaml(tmp_path, regimes, baseline)
+    with pytest.raises(RegimeConfigError) as info:
+        load_regimes(path)
+    assert needle in str(info.value) and str(path) in str(info.value)
+
+
+def test_quoted_iso_dates_and_a_null_description_are_accepted(tmp_path: Path):
+    path = write_yaml(
+        tmp_path,
+        "  - {name: a, start: '2020-01-01', end: ' 2020-01-31 ', weight: 150, description: '  x  '}\n",
+        "baseline: {name: base, weight: 120, description: null}\n",
+    )
+    assert load_regimes(path) == [
+        Regime("a", date(2020, 1, 1), date(2020, 1, 31), 150, "x"),
+        Regime("base", None, None, 120, ""),
+    ]
+
+
+def test_regimes_built_in_code_are_checked_by_the_same_rules():
+    with pytest.raises(RegimeConfigError, match="regime 'Bad': name 'Bad' must match"):
+        validate_regimes([Regime("Bad", date(2020, 1, 1), date(2020, 1, 2), 100)])
+    with pytest.raises(RegimeConfigError, match="regime 'a': weight True must be an integer in 50..1000"):
+        validate_regimes([Regime("a", date(2020, 1, 1), date(2020, 1, 2), True)])  # type: ignore[arg-type]

@@ -10,13 +10,13 @@ import polars as pl
 from chimera_assets.features.session_state import (
     api_reach,
     bar_reach,
-    calendar_schedule,
     classify_partitions,
     mark_session_complete,
     session_schedule,
     source_spans,
 )
 from chimera_assets.schemas import LOAD_STATE
+from chimera_assets.trade_calendar import calendar_schedule
 
 CAL = {"ES": "CME_Equity", "ZL": "CME_Agriculture"}
 SERIES = {"ES": ("ES.v.0",), "ZL": ("ZL.v.0",)}
