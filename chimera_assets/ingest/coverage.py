@@ -15,7 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter_decoded_chunks
+from chimera_assets.dbn.decode import iter_decoded_chunks
+from chimera_assets.dbn.diagnostics import DbnDecodeError, DecodeStats
+from chimera_assets.dbn.header import DbnInfo
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header
 from chimera_assets.schemas import DEFINITIONS

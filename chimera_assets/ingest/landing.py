@@ -1,7 +1,7 @@
 """DBN files from a landing directory (portal downloads, batch jobs, API chunks) into raw frames.
 
 Selecting files is cheap (headers only, cached per path+size+mtime); decoding is the fast
-``to_ndarray`` path of :mod:`chimera_assets.dbn_decode`. A raw frame for a set of partition keys
+``to_ndarray`` path of :mod:`chimera_assets.dbn.decode`. A raw frame for a set of partition keys
 is the union of every selected file's rows for those keys; where files overlap, the newest file
 (by modification time) wins per table key, so overlapping downloads never duplicate rows.
 """
@@ -16,14 +16,9 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import (
-    SUPPORTED_SCHEMAS,
-    DbnDecodeError,
-    DbnInfo,
-    DecodeStats,
-    iter_decoded_chunks,
-    read_dbn_metadata,
-)
+from chimera_assets.dbn.decode import SUPPORTED_SCHEMAS, iter_decoded_chunks
+from chimera_assets.dbn.diagnostics import DbnDecodeError, DecodeStats
+from chimera_assets.dbn.header import DbnInfo, read_dbn_metadata
 from chimera_assets.schemas import (
     DEFINITIONS,
     OHLCV_1D,
