@@ -8,6 +8,7 @@ is the union of every selected file's rows for those keys; where files overlap, 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,7 +42,6 @@ SCHEMA_TABLES: dict[str, TableSpec] = {
     "statistics": STATISTICS,
     "definition": DEFINITIONS,
 }
-_header_cache: dict[tuple[str, int, int], DbnInfo] = {}
 
 
 def is_dbn_path(path: Path) -> bool:
@@ -58,12 +58,17 @@ def list_dbn_files(landing_dir: Path) -> list[Path]:
 
 
 def header(path: Path) -> DbnInfo:
-    """The file's DBN header, cached while size and mtime are unchanged."""
+    """The file's DBN header, cached while its size and mtime are unchanged (a rewritten file, whose
+    size or mtime changes, is read again). Raises DbnDecodeError naming an unreadable file."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _header_cache:
-        _header_cache[key] = read_dbn_metadata(path)
-    return _header_cache[key]
+    return _cached_header(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _cached_header(path: str, size: int, mtime_ns: int) -> DbnInfo:
+    """``read_dbn_metadata(path)``; ``size`` and ``mtime_ns`` only key the cache (bounded: a
+    long-lived sensor process sees every landing file; a header is a few hundred bytes)."""
+    return read_dbn_metadata(Path(path))
 
 
 def series_roots(info: DbnInfo, universe: Universe) -> set[str]:
