@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from chimera_assets.dbn_decode import DecodeStats, decode_dbn_file
+from chimera_assets.dbn.decode import decode_dbn_file
+from chimera_assets.dbn.diagnostics import DecodeStats
 from chimera_assets.demo_data import demo_dbn_bytes
 
 BATCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "databento-batch"

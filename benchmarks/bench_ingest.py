@@ -220,7 +220,7 @@ def landing_for(files: list[Path], where: Path) -> Path:
 
 
 def _decode_all(files: list[str]):
-    from chimera_assets.dbn_decode import iter_decoded_chunks
+    from chimera_assets.dbn.decode import iter_decoded_chunks
 
     for f in files:
         yield from iter_decoded_chunks(f)

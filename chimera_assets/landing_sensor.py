@@ -31,7 +31,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError
+from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.coverage import FileCoverage, file_coverage
 from chimera_assets.ingest.execute import root_of_series, table_state

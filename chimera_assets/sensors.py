@@ -34,7 +34,7 @@ from chimera_assets.asset_keys import (
     SESSION_BARS,
     asset_key,
 )
-from chimera_assets.dbn_decode import DbnDecodeError
+from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest.coverage import file_coverage
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_window
 from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported

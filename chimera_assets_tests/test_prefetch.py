@@ -50,4 +50,22 @@ def test_the_producer_stops_when_the_consumer_gives_up():
             if item == 2:
                 raise RuntimeError("the write failed")
     assert len(produced) < 10
-    assert not [t for t in threading.enumerate() if t.name == "chimera-prefetch"]
+    # the executor was shut down: its worker thread is gone, not left idle
+    assert not [t for t in threading.enumerate() if t.name.startswith("chimera-prefetch")]
+
+
+def test_deeper_read_ahead_keeps_order_and_one_producer_thread():
+    threads: set[str] = set()
+
+    def items():
+        for i in range(20):
+            threads.add(threading.current_thread().name)
+            yield i
+
+    assert list(prefetch(items(), depth=3)) == list(range(20))
+    assert len(threads) == 1 and threading.current_thread().name not in threads  # one background thread
+
+
+def test_an_empty_source_ends_at_once_and_leaves_no_thread():
+    assert list(prefetch(iter(()))) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("chimera-prefetch")]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError, count_dbn_records
+from chimera_assets.dbn.bounds import count_dbn_records
+from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.databento_api import Chunk, DatabentoApi, DatabentoApiError, plan_chunks, redact
 from chimera_assets.universe import Universe, get_universe

@@ -2,20 +2,24 @@
 
 A file's coverage is the set of (trade-date partition, root) pairs of the rows it gives a raw table
 (after the universe's series filter), computed by decoding it once; the result is cached per
-(path, size, mtime), so a sensor tick or a second planning pass does not decode it again. The file's
+(path, size, mtime, the universe's dataset and series), so a sensor tick or a second planning pass
+does not decode it again. The file's
 ``span`` adds, per root, every weekday between its first and last partition: those are days the
 file speaks for (a holiday inside a monthly file has no session, so no rows; it is not "missing").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError, DbnInfo, DecodeStats, iter_decoded_chunks
+from chimera_assets.dbn.decode import iter_decoded_chunks
+from chimera_assets.dbn.diagnostics import DbnDecodeError, DecodeStats
+from chimera_assets.dbn.header import DbnInfo
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header
 from chimera_assets.schemas import DEFINITIONS
@@ -50,10 +54,6 @@ class FileCoverage:
         return str(self.info.schema)
 
 
-_cache: dict[tuple[str, int, int, str], FileCoverage] = {}
-
-
-
 def _spoken_for(partitions: set[PartitionKey]) -> frozenset[PartitionKey]:
     by_root: dict[str, list[date]] = {}
     for d, r in partitions:
@@ -78,17 +78,37 @@ def _refuse_bad_prices(path: Path, bars: pl.DataFrame) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _UniverseScope:
+    """What a file's coverage depends on besides the file: the universe's dataset and each root's
+    series (hashable, so it keys the cache). The universe itself rides along outside equality."""
+
+    dataset: str
+    series: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    universe: Universe = field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, universe: Universe) -> _UniverseScope:
+        series = tuple((r, tuple(c.series), tuple(c.statistics_series)) for r, c in universe.roots.items())
+        return cls(universe.dataset, series, universe)
+
+
 def file_coverage(path: Path, universe: Universe) -> FileCoverage:
-    """Decode ``path`` once and return its coverage (cached while its size and mtime are unchanged).
+    """Decode ``path`` once and return its coverage (cached while its size and mtime, and the
+    universe's dataset and series, are unchanged: a rewritten file is decoded again).
 
     Raises DbnDecodeError naming the file when it cannot be decoded (empty, truncated, corrupt, a
     record count beyond its header's bound, a dataset other than the universe's).
     """
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, universe.dataset + "|" + ",".join(universe.root_names))
-    hit = _cache.get(key)
-    if hit is not None:
-        return hit
+    return _cached_coverage(str(path), st.st_size, st.st_mtime_ns, _UniverseScope.of(universe))
+
+
+# Bounded: a long-lived sensor process sees every landing file (the old dict was cleared at 4096).
+@functools.lru_cache(maxsize=4096)
+def _cached_coverage(path_str: str, size: int, mtime_ns: int, scope: _UniverseScope) -> FileCoverage:
+    """The coverage of the file at ``path_str``; ``size`` keys the cache, ``mtime_ns`` is recorded."""
+    path, universe = Path(path_str), scope.universe
     info = header(path)
     if info.dataset and universe.dataset and info.dataset != universe.dataset:
         raise DbnDecodeError(
@@ -114,11 +134,8 @@ def file_coverage(path: Path, universe: Universe) -> FileCoverage:
     parts = pl.concat(pairs).unique().drop_nulls() if pairs else pl.DataFrame({"d": [], "r": []})
     partitions = {(d, r) for d, r in parts.rows()}
     cov = FileCoverage(
-        path=path, info=info, sha256=ledger.file_sha256(path), mtime_ns=st.st_mtime_ns,
+        path=path, info=info, sha256=ledger.file_sha256(path), mtime_ns=mtime_ns,
         partitions=frozenset(partitions), spoken_for=_spoken_for(partitions), records=stats.records_read,
         first_ts=first, last_ts=last,
     )
-    if len(_cache) > 4096:  # a long-lived sensor process: keep the cache bounded
-        _cache.clear()
-    _cache[key] = cov
     return cov

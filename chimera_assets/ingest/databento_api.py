@@ -194,7 +194,7 @@ class DatabentoApi:
         import requests
         from databento.common.error import BentoClientError, BentoError, BentoServerError
 
-        from chimera_assets.dbn_decode import DbnDecodeError
+        from chimera_assets.dbn.diagnostics import DbnDecodeError
 
         key = self._secret.reveal()
         last_status: int | None = None
@@ -314,7 +314,8 @@ class DatabentoApi:
         """
         from databento_dbn import DBNError
 
-        from chimera_assets.dbn_decode import DbnDecodeError, count_dbn_records
+        from chimera_assets.dbn.bounds import count_dbn_records
+        from chimera_assets.dbn.diagnostics import DbnDecodeError
 
         syms = [symbols] if isinstance(symbols, str) else list(symbols)
         lo, hi = _utc(start), _utc(end)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError
+from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.coverage import FileCoverage, PartitionKey, file_coverage
 from chimera_assets.ingest.landing import (

@@ -1,13 +1,14 @@
 """DBN files from a landing directory (portal downloads, batch jobs, API chunks) into raw frames.
 
 Selecting files is cheap (headers only, cached per path+size+mtime); decoding is the fast
-``to_ndarray`` path of :mod:`chimera_assets.dbn_decode`. A raw frame for a set of partition keys
+``to_ndarray`` path of :mod:`chimera_assets.dbn.decode`. A raw frame for a set of partition keys
 is the union of every selected file's rows for those keys; where files overlap, the newest file
 (by modification time) wins per table key, so overlapping downloads never duplicate rows.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,14 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import (
-    SUPPORTED_SCHEMAS,
-    DbnDecodeError,
-    DbnInfo,
-    DecodeStats,
-    iter_decoded_chunks,
-    read_dbn_metadata,
-)
+from chimera_assets.dbn.decode import SUPPORTED_SCHEMAS, iter_decoded_chunks
+from chimera_assets.dbn.diagnostics import DbnDecodeError, DecodeStats
+from chimera_assets.dbn.header import DbnInfo, read_dbn_metadata
 from chimera_assets.schemas import (
     DEFINITIONS,
     OHLCV_1D,
@@ -46,7 +42,6 @@ SCHEMA_TABLES: dict[str, TableSpec] = {
     "statistics": STATISTICS,
     "definition": DEFINITIONS,
 }
-_header_cache: dict[tuple[str, int, int], DbnInfo] = {}
 
 
 def is_dbn_path(path: Path) -> bool:
@@ -63,12 +58,17 @@ def list_dbn_files(landing_dir: Path) -> list[Path]:
 
 
 def header(path: Path) -> DbnInfo:
-    """The file's DBN header, cached while size and mtime are unchanged."""
+    """The file's DBN header, cached while its size and mtime are unchanged (a rewritten file, whose
+    size or mtime changes, is read again). Raises DbnDecodeError naming an unreadable file."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _header_cache:
-        _header_cache[key] = read_dbn_metadata(path)
-    return _header_cache[key]
+    return _cached_header(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _cached_header(path: str, size: int, mtime_ns: int) -> DbnInfo:
+    """``read_dbn_metadata(path)``; ``size`` and ``mtime_ns`` only key the cache (bounded: a
+    long-lived sensor process sees every landing file; a header is a few hundred bytes)."""
+    return read_dbn_metadata(Path(path))
 
 
 def series_roots(info: DbnInfo, universe: Universe) -> set[str]:

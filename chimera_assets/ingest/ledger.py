@@ -32,12 +32,10 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of the file's bytes (streamed by ``hashlib.file_digest``: memory stays bounded)."""
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def ledger_row(**values) -> dict:

@@ -15,12 +15,13 @@ to the stale partitions, with a ``loaded`` ledger row per file used.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnDecodeError
+from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.coverage import file_coverage
 from chimera_assets.ingest.enrich import enrich_hook
@@ -29,20 +30,22 @@ from chimera_assets.ingest.plan import rectangles
 from chimera_assets.universe import Universe
 from chimera_assets.warehouse.base import Slice, Warehouse
 
-_sha_cache: dict[tuple[str, int, int], str] = {}
-
 
 def present_sha256s(dirs: list[Path]) -> set[str]:
-    """sha256 of every DBN file below ``dirs`` (cached per path, size and mtime)."""
+    """sha256 of every DBN file below ``dirs`` (cached per path, size and mtime: a file rewritten in
+    place, so with a new size or mtime, is hashed again)."""
     out = set()
     for d in dirs:
         for p in list_dbn_files(d):
             st = p.stat()
-            key = (str(p), st.st_size, st.st_mtime_ns)
-            if key not in _sha_cache:
-                _sha_cache[key] = ledger.file_sha256(p)
-            out.add(_sha_cache[key])
+            out.add(_cached_sha256(str(p), st.st_size, st.st_mtime_ns))
     return out
+
+
+@functools.lru_cache(maxsize=16_384)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """``ledger.file_sha256(path)``; ``size`` and ``mtime_ns`` only key the (bounded) cache."""
+    return ledger.file_sha256(Path(path))
 
 
 def recorded_source_dirs(wh: Warehouse, dirs: list[Path]) -> list[Path]:

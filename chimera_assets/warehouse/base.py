@@ -8,9 +8,9 @@ of (date, symbol) partitions the write owns; rows outside it are refused before 
 from __future__ import annotations
 
 import abc
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -228,44 +228,21 @@ def prefetch(items: Iterable, depth: int = 1) -> Iterator:
     """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
 
     Lets the next block be decoded while the warehouse writes the current one (decompression,
-    polars and DuckDB release the GIL, so on 2 cores the two overlap). An exception in the producer
-    is re-raised in the consumer at the item where it happened; if the consumer stops early, the
-    producer stops at its next item.
+    polars and DuckDB release the GIL, so on 2 cores the two overlap). One worker thread advances
+    the iterator (so ``items`` is only ever touched by that thread, one ``next`` at a time). An
+    exception in the producer is re-raised in the consumer at the item where it happened; if the
+    consumer stops early, the read-aheads not started are cancelled and the executor is shut down
+    once the one in progress (at most one item) finishes.
     """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            q.put((_DONE, exc))
-            return
-        q.put((_DONE, None))
-
-    worker = threading.Thread(target=produce, name="chimera-prefetch", daemon=True)
-    worker.start()
+    source = iter(items)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chimera-prefetch")
     try:
+        ahead = deque(pool.submit(next, source, _DONE) for _ in range(depth))
         while True:
-            item, exc = q.get()
+            item = ahead.popleft().result()  # re-raises the producer's exception
             if item is _DONE:
-                if exc is not None:
-                    raise exc
                 return
+            ahead.append(pool.submit(next, source, _DONE))  # read ahead while the consumer works
             yield item
     finally:
-        stop.set()
-        while worker.is_alive():  # drain so a producer blocked on put() can see the stop flag
-            try:
-                q.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()
+        pool.shutdown(wait=True, cancel_futures=True)

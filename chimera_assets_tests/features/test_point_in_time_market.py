@@ -37,7 +37,7 @@ def real_bars() -> pl.DataFrame:
     files = sorted(BATCH.glob("*/*.dbn.zst"))
     if not files:
         pytest.skip(f"real Databento batch not present under {BATCH}")
-    from chimera_assets.dbn_decode import decode_dbn_file
+    from chimera_assets.dbn.decode import decode_dbn_file
 
     frames = [decode_dbn_file(f).filter(pl.col("symbol").is_in(ROOTS)) for f in files]
     return pl.concat(frames, how="vertical_relaxed")

@@ -36,7 +36,7 @@ def make_bomb(src: Path, dest: Path, size: int = GIB) -> Path:
 
 
 def _decode(path: Path) -> None:
-    from chimera_assets.dbn_decode import DbnDecodeError
+    from chimera_assets.dbn.diagnostics import DbnDecodeError
     from chimera_assets.ingest.coverage import file_coverage
     from chimera_assets.universe import get_universe
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import databento as db
 
-from chimera_assets.dbn_decode import count_dbn_records, record_bound
+from chimera_assets.dbn.bounds import count_dbn_records, record_bound
 from chimera_assets_tests.conftest import SHARED_DATA, shared_data
 from chimera_assets_tests.ingest.bomb import make_bomb
 

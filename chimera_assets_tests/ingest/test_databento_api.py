@@ -9,7 +9,7 @@ import logging
 import polars as pl
 import pytest
 
-from chimera_assets.dbn_decode import decode_dbn_file
+from chimera_assets.dbn.decode import decode_dbn_file
 from chimera_assets.ingest.databento_api import (
     API_KEY_ENV,
     DatabentoApi,

@@ -1,4 +1,4 @@
-"""DBN decoding (chimera_assets.dbn_decode) against the real Databento files and edge cases."""
+"""DBN decoding (the chimera_assets.dbn package) against the real Databento files and edge cases."""
 
 from __future__ import annotations
 
@@ -15,14 +15,10 @@ import polars as pl
 import pytest
 import zstandard
 
-from chimera_assets.dbn_decode import (
-    DbnDecodeError,
-    DecodeStats,
-    count_dbn_records,
-    decode_dbn_file,
-    iter_decoded_chunks,
-    read_dbn_metadata,
-)
+from chimera_assets.dbn.bounds import count_dbn_records
+from chimera_assets.dbn.decode import decode_dbn_file, iter_decoded_chunks
+from chimera_assets.dbn.diagnostics import DbnDecodeError, DecodeStats
+from chimera_assets.dbn.header import read_dbn_metadata
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BATCH_DIR = SHARED_DATA / "databento-batch" / "GLBX-20251216-WEJLAFALCV"
@@ -338,7 +334,7 @@ def test_unmapped_records_are_dropped_counted_and_logged(tmp_path, caplog):
     recs = _bars([111, 999, 111, 222], ts)
     p = _write_dbn(tmp_path / "x.dbn.zst", recs, {"ZL.v.0": [(d1, d2, 111), (d2, dt.date(2024, 3, 8), 222)]})
     stats = DecodeStats()
-    with caplog.at_level(logging.WARNING, logger="chimera_assets.dbn_decode"):
+    with caplog.at_level(logging.WARNING, logger="chimera_assets.dbn.decode"):
         df = decode_dbn_file(p, stats=stats)
     assert df.get_column("instrument_id").to_list() == [111, 222]
     assert df.get_column("close").to_list() == [None, 45.25]
@@ -454,3 +450,24 @@ def test_error_unsupported_schema(tmp_path):
 def test_error_missing_file(tmp_path):
     with pytest.raises(DbnDecodeError, match="does not exist"):
         decode_dbn_file(tmp_path / "nope.dbn.zst")
+
+
+def test_zstd_stream_cut_anywhere_inside_a_frame_is_refused(tmp_path):
+    """Every cut strictly inside a frame (skippable or data; magic, header, block headers, block bodies,
+    checksum) is a truncated stream; a cut exactly at a frame boundary is a complete, shorter stream."""
+    from chimera_assets.dbn.zstd import check_zstd_complete
+
+    skippable = (0x184D2A53).to_bytes(4, "little") + (6).to_bytes(4, "little") + b"note.."
+    # > 128 KiB of content: several blocks in the frame; write_checksum adds the 4-byte trailer.
+    data = zstandard.ZstdCompressor(write_checksum=True).compress(bytes(range(256)) * 1200)
+    stream = skippable + data
+    p = tmp_path / "s.dbn.zst"
+    p.write_bytes(stream)
+    check_zstd_complete(p)  # intact: no error
+    p.write_bytes(skippable)
+    check_zstd_complete(p)  # a boundary cut: the stream that is left is complete
+    for cut in [*range(1, len(skippable)), *range(len(skippable) + 1, len(stream))]:
+        p.write_bytes(stream[:cut])
+        with pytest.raises(DbnDecodeError, match="truncated zstd stream") as err:
+            check_zstd_complete(p)
+        assert str(p) in str(err.value), cut

@@ -8,7 +8,9 @@ import time
 import polars as pl
 import pytest
 
-from chimera_assets.dbn_decode import DecodeStats, decode_dbn_file, read_dbn_metadata
+from chimera_assets.dbn.decode import decode_dbn_file
+from chimera_assets.dbn.diagnostics import DecodeStats
+from chimera_assets.dbn.header import read_dbn_metadata
 from chimera_assets.demo_data import (
     PROFILES,
     contract_schedule,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from chimera_assets.dbn_decode import DbnInfo
+from chimera_assets.dbn.header import DbnInfo
 from chimera_assets.ingest.coverage import FileCoverage, _spoken_for
 from chimera_assets.ingest.plan import (
     ALREADY_LOADED,
