@@ -83,14 +83,16 @@ def batch_decoded():
     return out, elapsed
 
 
-def test_batch_decodes_every_record_quickly(batch_decoded):
+def test_batch_decodes_every_record(batch_decoded):
     decoded, elapsed = batch_decoded
-    total = sum(s.records_read for _, _, s in decoded)
-    assert total == 743_090
-    assert sum(df.height for _, df, _ in decoded) == 743_090
+    # The record count comes from databento's own decoder (DBNStore.to_ndarray), not from ours.
+    expected = sum(len(_raw_records(path)[0]) for path, _, _ in decoded)
+    assert expected > 0
+    assert sum(s.records_read for _, _, s in decoded) == expected
+    assert sum(df.height for _, df, _ in decoded) == expected
     assert all(s.unmapped_dropped == 0 and s.ambiguous_records == 0 for _, _, s in decoded)
-    # A few seconds at most on a 2-core box (measured ~0.4-1 s).
-    assert elapsed < 10, f"batch decode took {elapsed:.1f}s"
+    # Speed is measured by benchmarks/bench_decode.py; here it is only reported.
+    print(f"batch decode: {expected:,} records in {elapsed:.2f}s")
     df = decoded[0][1]
     assert df.columns == OHLCV_COLS
     assert df.schema["ts_event"] == pl.Datetime("us", "UTC")
