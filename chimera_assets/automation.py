@@ -39,7 +39,6 @@ serializable built-ins, so the automation sensor evaluates in the code server
 (``use_user_code_server=True``).
 """
 
-import os
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -60,6 +59,7 @@ from chimera_assets.asset_keys import (
     SESSION_BARS,
 )
 from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM
+from chimera_assets.settings import sensor_interval_s
 from chimera_assets.trade_calendar import on_or_before_weekday
 from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
 
@@ -601,18 +601,6 @@ def with_automation(assets: Iterable) -> list:
             a = a.map_asset_specs(_apply)
         out.append(a)
     return out
-
-
-def sensor_interval_s(default: int) -> int:
-    """``CHIMERA_SENSOR_INTERVAL_S`` (tests shorten every sensor tick with it), else ``default``."""
-    raw = os.environ.get("CHIMERA_SENSOR_INTERVAL_S", "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(float(raw))
-    except ValueError as exc:
-        raise ValueError(f"CHIMERA_SENSOR_INTERVAL_S={raw!r} is not a number of seconds") from exc
-    return max(1, value)
 
 
 def automation_sensor(

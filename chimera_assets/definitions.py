@@ -16,12 +16,16 @@ from chimera_assets.automation import automation_sensor, with_automation
 from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
 from chimera_assets.instance import apply_bookkeeping_env
 from chimera_assets.io_manager import WarehouseIOManager, warehouse_resource, with_table_metadata
-from chimera_assets.resources import DatabentoSource
+from chimera_assets.resources import DatabentoSource, PolicySource
 from chimera_assets.sensors import build_sensors_and_schedules
 from chimera_assets.whole_graph import whole_graph_job
 
 
-def build_definitions(source_mode: str = "landing") -> dg.Definitions:
+def build_definitions(
+    source_mode: str = "landing", landing_dir: str | None = None, policy_dir: str | None = None
+) -> dg.Definitions:
+    """``landing_dir``/``policy_dir``: the source directories as resource fields (``chimera run``
+    options); None: the deployment's settings (resources.py)."""
     register_audits()  # hard data-quality rules gate every write (write, audit, then publish)
     warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
@@ -40,7 +44,8 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
         resources={
             "warehouse": warehouse,
             "warehouse_io": WarehouseIOManager(warehouse=warehouse),
-            "databento": DatabentoSource(mode=source_mode),
+            "databento": DatabentoSource(mode=source_mode, landing_dir=landing_dir),
+            "policy": PolicySource(policy_dir=policy_dir),
         },
     )
 
