@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from chimera_assets.settings import get_settings
+from chimera_assets.settings import databento_api_key, get_settings, is_set
 
 
 class DatabentoSource(dg.ConfigurableResource):
@@ -35,9 +35,18 @@ class DatabentoSource(dg.ConfigurableResource):
     api_gateway: str | None = Field(
         default=None, description="Databento API gateway URL. Unset: DATABENTO_GATEWAY, else Databento's default."
     )
+    api_key: str | None = Field(
+        default=None,
+        description="The Databento API key, as EnvVar('DATABENTO_API_KEY') (the UI shows the name, never the "
+        "value). Unset: DATABENTO_API_KEY, read when a request is made.",
+    )
 
     def landing_path(self) -> Path:
-        return Path(self.landing_dir) if self.landing_dir else get_settings().landing_dir
+        return Path(self.landing_dir).expanduser() if self.landing_dir else get_settings().landing_dir
+
+    def resolved_api_key(self) -> str | None:
+        """The key (a secret: never log it), or None when neither the field nor the environment has one."""
+        return (self.api_key or "").strip() or databento_api_key()
 
     def api_cache_path(self) -> Path:
         return get_settings().home / "api_cache"
@@ -54,3 +63,16 @@ class PolicySource(dg.ConfigurableResource):
     def policy_path(self) -> Path | None:
         """The directory, or None when neither the field nor ``CHIMERA_POLICY_DIR`` names one."""
         return Path(self.policy_dir).expanduser() if self.policy_dir else get_settings().policy_dir
+
+
+# The deployment's values as EnvVar fields, for the code location the UI loads: the UI then names the
+# variable each field comes from (a secret's value is never shown). Only variables that are set:
+# Dagster refuses to start a run whose EnvVar is unset, while an empty field falls back to the
+# defaults of settings.py. Tests and the CLI build their definitions without them (None = settings).
+DEPLOYMENT_ENV_VARS = {"landing_dir": "CHIMERA_LANDING_DIR", "policy_dir": "CHIMERA_POLICY_DIR",
+                       "api_key": "DATABENTO_API_KEY"}
+
+
+def deployment_fields() -> dict[str, str | None]:
+    """``build_definitions`` keyword arguments: ``dg.EnvVar(name)`` for each set variable, else None."""
+    return {field: dg.EnvVar(name) if is_set(name) else None for field, name in DEPLOYMENT_ENV_VARS.items()}

@@ -45,7 +45,6 @@ from chimera_assets.settings import (
 )
 from chimera_assets.settings import (
     api_sensor_start,
-    databento_api_key,
     safety_net_days,
     sensor_interval_s,
 )
@@ -239,14 +238,14 @@ def api_sensor_factory(jobs: Sequence, minimum_interval_seconds: int | None = No
     def chimera_databento_availability(context: dg.SensorEvaluationContext, databento: DatabentoSource):
         from chimera_assets.ingest.databento_api import API_KEY_ENV, DatabentoApi
 
-        if not databento_api_key():
+        if not databento.resolved_api_key():
             return dg.SkipReason(
                 f"{API_KEY_ENV} is not set: no Databento API key configured, so there is nothing to ask "
                 "(set the key in the code location's environment to pull new trade dates from the API)"
             )
         universe = get_universe()
         roots = api_roots(universe)
-        api = DatabentoApi(gateway=databento.api_gateway, max_attempts=3)
+        api = DatabentoApi(key=databento.resolved_api_key(), gateway=databento.api_gateway, max_attempts=3)
         cursor = json.loads(context.cursor) if context.cursor else {}
         wanted, new_cursor = newly_available(
             api, universe, roots, cursor, initial_start=api_sensor_start()

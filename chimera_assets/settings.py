@@ -227,6 +227,11 @@ def dagster_home_env(env: Mapping[str, str] | None = None) -> str | None:
     return _text("DAGSTER_HOME", env) or None
 
 
+def is_set(name: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the variable ``name`` holds a non-blank value (resources then name it as an ``EnvVar``)."""
+    return bool(_text(name, env))
+
+
 def process_env() -> dict[str, str]:
     """A copy of this process's environment: the base of a child process's environment
     (``chimera ui`` adds DAGSTER_HOME to it for ``dagster dev``) and of ``env`` mappings."""

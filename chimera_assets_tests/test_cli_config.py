@@ -85,7 +85,8 @@ def test_resources_show_the_configured_directories(tmp_path):
         return defs.get_repository_def().get_top_level_resources()[key].config_field.default_value
 
     defs = build_definitions(landing_dir=str(tmp_path / "l"), policy_dir=str(tmp_path / "p"))
-    assert shown(defs, "databento") == {"mode": "landing", "landing_dir": str(tmp_path / "l"), "api_gateway": None}
+    assert shown(defs, "databento") == {
+        "mode": "landing", "landing_dir": str(tmp_path / "l"), "api_gateway": None, "api_key": None}
     assert shown(defs, "policy") == {"policy_dir": str(tmp_path / "p")}
     assert shown(build_definitions("api"), "databento")["mode"] == "api"
     # Unset: the fields stay empty and the deployment's settings apply where they are used.
@@ -112,3 +113,31 @@ def test_policy_events_read_the_policy_resource_directory(tmp_path, monkeypatch)
     (mat,) = result.get_asset_materialization_events()
     metadata = mat.materialization.metadata
     assert metadata["policy_dir"].value == str(tmp_path / "policy") and metadata["events_loaded"].value == 2
+
+
+def test_the_code_location_names_the_variables_its_fields_come_from(tmp_path, monkeypatch):
+    """The UI's definitions take the deployment's values as EnvVars: the UI shows the variable, the key's
+    value appears nowhere in the definitions, and runs resolve them (also with a partial run config)."""
+    from chimera_assets.definitions import build_definitions
+    from chimera_assets.resources import deployment_fields
+
+    secret = "db-NOT-A-REAL-KEY-42"
+    _policy_csv(tmp_path / "policy")
+    monkeypatch.setenv("CHIMERA_POLICY_DIR", str(tmp_path / "policy"))
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(tmp_path / "landing"))
+    monkeypatch.setenv("DATABENTO_API_KEY", secret)
+    defs = build_definitions(**deployment_fields())
+    resources = defs.get_repository_def().get_top_level_resources()
+    databento = resources["databento"].config_field.default_value
+    assert databento["landing_dir"] == {"env": "CHIMERA_LANDING_DIR"} and databento["api_key"] == {"env": "DATABENTO_API_KEY"}
+    assert resources["policy"].config_field.default_value == {"policy_dir": {"env": "CHIMERA_POLICY_DIR"}}
+    assert secret not in repr(defs.resources) and secret not in str(databento)
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey(["reference", "policy_events"])})
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
+                                    run_config={"resources": {"databento": {"config": {"mode": "api"}}}})
+    (mat,) = result.get_asset_materialization_events()
+    assert mat.materialization.metadata["policy_dir"].value == str(tmp_path / "policy")
+    # Unset variables stay empty fields (a run would refuse an unset EnvVar; settings supply the default).
+    monkeypatch.delenv("CHIMERA_LANDING_DIR")
+    assert deployment_fields()["landing_dir"] is None
