@@ -40,14 +40,8 @@ from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_
 from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
-from chimera_assets.settings import (
-    api_roots as configured_api_roots,
-)
-from chimera_assets.settings import (
-    api_sensor_start,
-    safety_net_days,
-    sensor_interval_s,
-)
+from chimera_assets.settings import api_roots as configured_api_roots
+from chimera_assets.settings import api_sensor_start, safety_net_days, sensor_interval_s
 from chimera_assets.trade_calendar import next_weekday, weekday_dates, weekday_runs
 from chimera_assets.universe import Universe, get_universe
 
