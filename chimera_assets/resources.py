@@ -22,7 +22,7 @@ class DatabentoSource(dg.ConfigurableResource):
     """Where raw DBN comes from.
 
     ``landing`` (default): files in the landing directory. ``api``: the Databento Historical API
-    (key from ``DATABENTO_API_KEY``, read only when a request is made and never shown), fetched in
+    (key from the ``api_key`` EnvVar field, else ``DATABENTO_API_KEY``; never shown), fetched in
     month x series chunks into ``$CHIMERA_HOME/api_cache`` and recorded in the ledger, then read like
     landing files.
     """
@@ -42,11 +42,12 @@ class DatabentoSource(dg.ConfigurableResource):
     )
 
     def landing_path(self) -> Path:
-        return Path(self.landing_dir).expanduser() if self.landing_dir else get_settings().landing_dir
+        landing_dir = _value(self.landing_dir)
+        return Path(landing_dir).expanduser() if landing_dir else get_settings().landing_dir
 
     def resolved_api_key(self) -> str | None:
         """The key (a secret: never log it), or None when neither the field nor the environment has one."""
-        return (self.api_key or "").strip() or databento_api_key()
+        return (_value(self.api_key) or "").strip() or databento_api_key()
 
     def api_cache_path(self) -> Path:
         return get_settings().home / "api_cache"
@@ -62,7 +63,15 @@ class PolicySource(dg.ConfigurableResource):
 
     def policy_path(self) -> Path | None:
         """The directory, or None when neither the field nor ``CHIMERA_POLICY_DIR`` names one."""
-        return Path(self.policy_dir).expanduser() if self.policy_dir else get_settings().policy_dir
+        policy_dir = _value(self.policy_dir)
+        return Path(policy_dir).expanduser() if policy_dir else get_settings().policy_dir
+
+
+def _value(field: str | None) -> str | None:
+    """A field's value. Dagster resolves ``EnvVar`` fields when it sets a resource up for a run or a
+    tick; a resource object taken straight from the definitions (``runner.py`` reads
+    ``defs.resources``) still holds the ``EnvVar``, whose value Dagster's ``get_value`` reads."""
+    return field.get_value() if isinstance(field, dg.EnvVar) else field
 
 
 # The deployment's values as EnvVar fields, for the code location the UI loads: the UI then names the

@@ -141,3 +141,14 @@ def test_the_code_location_names_the_variables_its_fields_come_from(tmp_path, mo
     # Unset variables stay empty fields (a run would refuse an unset EnvVar; settings supply the default).
     monkeypatch.delenv("CHIMERA_LANDING_DIR")
     assert deployment_fields()["landing_dir"] is None
+
+
+def test_an_unresolved_envvar_field_still_gives_the_directory(tmp_path, monkeypatch):
+    """``runner.py`` calls ``landing_path()`` on the resource object of the definitions, before Dagster
+    resolves its fields: an EnvVar there means the variable's value, not its name."""
+    from chimera_assets.resources import DatabentoSource, PolicySource
+
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(tmp_path / "l"))
+    monkeypatch.setenv("CHIMERA_POLICY_DIR", str(tmp_path / "p"))
+    assert DatabentoSource(landing_dir=dg.EnvVar("CHIMERA_LANDING_DIR")).landing_path() == tmp_path / "l"
+    assert PolicySource(policy_dir=dg.EnvVar("CHIMERA_POLICY_DIR")).policy_path() == tmp_path / "p"
