@@ -24,7 +24,6 @@ and a call to ``register_audits()`` before the definitions are used.
 """
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -48,6 +47,7 @@ from chimera_assets.quality.outcomes import outcome, outcomes_by_partition
 from chimera_assets.quality.registry import PARTITION, RULES, CheckOutcome, QualityConfig, Severity
 from chimera_assets.quality.soft_rules import freshness_outcome
 from chimera_assets.schemas import ALL_TABLES, DAILY_ML_MATRIX, TableSpec, training_table
+from chimera_assets.settings import partitioned_checks
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Audit, AuditFailed, Slice
 
@@ -57,7 +57,7 @@ MAX_FAILED_PARTITION_EVENTS = 500
 
 def partitioned_checks_enabled() -> bool:
     """``CHIMERA_PARTITIONED_CHECKS=1``: build the checks of partitioned tables as partitioned checks."""
-    return os.environ.get("CHIMERA_PARTITIONED_CHECKS", "").strip().lower() in ("1", "true", "yes", "on")
+    return partitioned_checks()
 
 
 def _partitions_def(spec: TableSpec) -> dg.PartitionsDefinition | None:

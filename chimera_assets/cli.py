@@ -73,22 +73,24 @@ def _fail(msg: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # Settings are read from the environment, so the CLI sets it before anything resolves them.
-    from chimera_assets.settings import SettingsError, get_settings
+    # The options reach the runs as resource fields (build_definitions below), never through the
+    # environment: this process's environment is left as it was.
+    from chimera_assets.settings import SettingsError, databento_api_key, get_settings
 
+    landing_dir = policy_dir = None
     if args.landing_dir is not None:
         if not args.landing_dir.is_dir():
             return _fail(f"--landing-dir {args.landing_dir} is not a directory")
-        os.environ["CHIMERA_LANDING_DIR"] = str(args.landing_dir.resolve())
+        landing_dir = str(args.landing_dir.resolve())
     if args.policy_dir is not None:
         if not args.policy_dir.is_dir():
             return _fail(f"--policy-dir {args.policy_dir} is not a directory")
-        os.environ["CHIMERA_POLICY_DIR"] = str(args.policy_dir.resolve())
+        policy_dir = str(args.policy_dir.resolve())
     try:
         settings = get_settings()
     except SettingsError as exc:
         return _fail(str(exc))
-    if args.api and not os.environ.get("DATABENTO_API_KEY"):
+    if args.api and not databento_api_key():
         return _fail("--api needs the Databento key in the environment variable DATABENTO_API_KEY")
 
     import dagster as dg
@@ -110,12 +112,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         demo_dir = settings.home / "demo_landing"
         # A month of history before the range lets the first sessions get their lookback features.
         files = write_demo_files(demo_dir, roots, args.start - timedelta(days=31), args.end + timedelta(days=1))
-        os.environ["CHIMERA_LANDING_DIR"] = str(demo_dir)
+        landing_dir = str(demo_dir)
         print(f"wrote {len(files)} SYNTHETIC demo DBN file(s) to {demo_dir}")
 
     from chimera_assets.definitions import build_definitions
 
-    defs = build_definitions(source_mode="api" if args.api else "landing")
+    defs = build_definitions(
+        source_mode="api" if args.api else "landing", landing_dir=landing_dir, policy_dir=policy_dir
+    )
     if args.ephemeral_instance:
         instance = dg.DagsterInstance.ephemeral()
     else:
@@ -125,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if status.notice:
             print(f"chimera: note: {status.notice}", file=sys.stderr)
         print(f"Dagster instance: {status.home} (see the runs with: chimera ui)")
-    warehouse = get_warehouse(get_settings())
+    warehouse = get_warehouse(settings)
     t0 = time.perf_counter()
     print(f"chimera run {args.start}..{args.end} roots={','.join(roots)} warehouse={warehouse!r}")
     try:
@@ -147,10 +151,9 @@ def ui_command(port: int) -> tuple[list[str], dict[str, str]]:
     import yaml
 
     import chimera_assets
-    from chimera_assets.instance import prepare_instance_env
+    from chimera_assets.instance import child_process_env
 
-    env = dict(os.environ)
-    status = prepare_instance_env(env)
+    env, status = child_process_env()
     if status.notice:
         print(f"chimera: note: {status.notice}", file=sys.stderr)
     workspace = status.home / "workspace.yaml"

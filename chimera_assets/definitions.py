@@ -17,12 +17,20 @@ from chimera_assets.instance import apply_bookkeeping_env
 from chimera_assets.io_manager import WarehouseIOManager, warehouse_resource, with_table_metadata
 from chimera_assets.lib.automation.flows import with_automation
 from chimera_assets.lib.automation.sensor import automation_sensor
-from chimera_assets.resources import DatabentoSource
+from chimera_assets.resources import DatabentoSource, PolicySource, deployment_fields
 from chimera_assets.sensors import build_sensors_and_schedules
 from chimera_assets.whole_graph import whole_graph_job
 
 
-def build_definitions(source_mode: str = "landing") -> dg.Definitions:
+def build_definitions(
+    source_mode: str = "landing",
+    landing_dir: str | None = None,
+    policy_dir: str | None = None,
+    api_key: str | None = None,
+) -> dg.Definitions:
+    """``landing_dir``/``policy_dir``: the source directories as resource fields (``chimera run``
+    options, or EnvVars for the code location); ``api_key``: ``dg.EnvVar`` only, never a value.
+    None: the deployment's settings, resolved where used (resources.py)."""
     register_audits()  # hard data-quality rules gate every write (write, audit, then publish)
     warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
@@ -41,7 +49,8 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
         resources={
             "warehouse": warehouse,
             "warehouse_io": WarehouseIOManager(warehouse=warehouse),
-            "databento": DatabentoSource(mode=source_mode),
+            "databento": DatabentoSource(mode=source_mode, landing_dir=landing_dir, api_key=api_key),
+            "policy": PolicySource(policy_dir=policy_dir),
         },
     )
 
@@ -50,4 +59,4 @@ def build_definitions(source_mode: str = "landing") -> dg.Definitions:
 # event bookkeeping settings reach the run worker from here even when `dagster dev` was started
 # without them (a value set in the environment wins; chimera_assets/instance.py).
 apply_bookkeeping_env()
-defs = build_definitions()
+defs = build_definitions(**deployment_fields())  # the UI shows which variable each field comes from

@@ -19,13 +19,13 @@ Production (Postgres): docs/deployment.md.
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from chimera_assets.settings import get_settings
+from chimera_assets.settings import dagster_home_env, get_settings, process_env, set_process_defaults
 
 HEADER = "# Written by chimera (chimera_assets/instance.py). Edit freely: once edited, chimera leaves it as it is."
 HASH_PREFIX = "# chimera-template-sha256: "
@@ -71,11 +71,11 @@ class HomeStatus:
         )
 
 
-def dagster_home(env: dict[str, str] | None = None) -> Path:
-    """``DAGSTER_HOME`` when set, else ``$CHIMERA_HOME/dagster`` (absolute: Dagster requires it)."""
-    env = os.environ if env is None else env
-    raw = (env.get("DAGSTER_HOME") or "").strip()
-    home = Path(raw).expanduser() if raw else get_settings(dict(env)).home / "dagster"
+def dagster_home(env: Mapping[str, str] | None = None) -> Path:
+    """``DAGSTER_HOME`` when set, else ``$CHIMERA_HOME/dagster`` (absolute: Dagster requires it).
+    ``env``: the environment to resolve from (default: this process's)."""
+    raw = dagster_home_env(env)
+    home = Path(raw).expanduser() if raw else get_settings(None if env is None else dict(env)).home / "dagster"
     return home.resolve()
 
 
@@ -159,24 +159,36 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)  # atomic: a webserver starting meanwhile never reads half a file
 
 
-def apply_bookkeeping_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Set the event-bookkeeping variables in ``env`` (default ``os.environ``) where unset; a value
-    the user set (e.g. ``DAGSTER_EVENT_BATCH_SIZE=0``) wins. Returns ``env``."""
-    target = os.environ if env is None else env
+def apply_bookkeeping_env(env: dict[str, str] | None = None) -> dict[str, str] | None:
+    """Set the event-bookkeeping variables where unset; a value the user set (e.g.
+    ``DAGSTER_EVENT_BATCH_SIZE=0``) wins. With ``env`` (a child process's environment being built)
+    they go into that dict, which is returned. Without it they go into THIS process's environment
+    (``settings.set_process_defaults``): Dagster reads them in-process from the environment, in the
+    process that stores the events, and offers no other way to pass them."""
+    if env is None:
+        set_process_defaults(BOOKKEEPING_ENV)
+        return None
     for key, value in BOOKKEEPING_ENV.items():
-        if not (target.get(key) or "").strip():
-            target[key] = value
-    return target  # type: ignore[return-value]
+        if not (env.get(key) or "").strip():
+            env[key] = value
+    return env
 
 
-def prepare_instance_env(env: dict[str, str] | None = None) -> HomeStatus:
+def prepare_instance_env(env: dict[str, str]) -> HomeStatus:
     """Resolve the home, write its dagster.yaml if needed, and set ``DAGSTER_HOME`` and the
-    bookkeeping variables in ``env`` (default ``os.environ``) for this process and its children."""
-    target = os.environ if env is None else env
-    status = ensure_dagster_home(dagster_home(target))
-    target["DAGSTER_HOME"] = str(status.home)
-    apply_bookkeeping_env(target)
+    bookkeeping variables in ``env``: the environment dict of a child process (``dagster dev``)."""
+    status = ensure_dagster_home(dagster_home(env))
+    env["DAGSTER_HOME"] = str(status.home)
+    apply_bookkeeping_env(env)
     return status
+
+
+def child_process_env() -> tuple[dict[str, str], HomeStatus]:
+    """(environment, home status) of a child process on chimera's instance: a copy of this
+    process's environment plus ``DAGSTER_HOME`` and the bookkeeping variables; this process's own
+    environment is left as it is."""
+    env = process_env()
+    return env, prepare_instance_env(env)
 
 
 def get_instance():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +37,9 @@ from chimera_assets.ingest.execute import root_of_series, table_state
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files
 from chimera_assets.ingest.plan import Plan, known_load_ids, loaded_rects, plan_loads, table_load_ids
 from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.lib.automation.sensor import last_partition_date, sensor_interval_s
+from chimera_assets.lib.automation.sensor import last_partition_date
 from chimera_assets.resources import DatabentoSource
+from chimera_assets.settings import landing_settle_s, sensor_interval_s
 from chimera_assets.universe import Universe, get_universe
 
 LANDING_SENSOR_NAME = "chimera_landing_files"
@@ -101,11 +101,6 @@ def _partial_files(landing_dir: Path) -> list[str]:
     return sorted(str(p) for p in landing_dir.rglob(".*.partial") if p.is_file())
 
 
-def _settle_seconds() -> float:
-    raw = os.environ.get("CHIMERA_LANDING_SETTLE_S", "").strip()
-    return float(raw) if raw else 0.0
-
-
 def scan_landing(
     landing_dir: Path, cursor: LandingCursor, universe: Universe, read_ledger: Callable[[], pl.DataFrame],
     table_rows: Callable[[str, list], pl.DataFrame], *, now: datetime | None = None, settle_s: float | None = None,
@@ -113,7 +108,7 @@ def scan_landing(
     """One tick (pure except for reading files). ``read_ledger()`` and ``table_rows(schema, keys)``
     (the table's (d, r, load_id) in those partitions) are called only when complete new files need them."""
     now = now or datetime.now(UTC)
-    settle_s = _settle_seconds() if settle_s is None else settle_s
+    settle_s = landing_settle_s() if settle_s is None else settle_s
     last_date = last_partition_date(now)
     new = LandingCursor(hwm_ns=cursor.hwm_ns, tick_ns=int(now.timestamp() * 1e9),
                         partials=_partial_files(landing_dir) if landing_dir.exists() else [],

@@ -14,7 +14,6 @@ Tick intervals come from ``CHIMERA_SENSOR_INTERVAL_S`` when set (tests shorten t
 """
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,9 +37,11 @@ from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest.coverage import file_coverage
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_window
 from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported
-from chimera_assets.lib.automation.sensor import last_partition_date, sensor_interval_s
+from chimera_assets.lib.automation.sensor import last_partition_date
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
+from chimera_assets.settings import api_roots as configured_api_roots
+from chimera_assets.settings import api_sensor_start, safety_net_days, sensor_interval_s
 from chimera_assets.trade_calendar import next_weekday, weekday_dates, weekday_runs
 from chimera_assets.universe import Universe, get_universe
 
@@ -174,8 +175,8 @@ def policy_run_requests(
 
 def api_roots(universe: Universe) -> list[str]:
     """``CHIMERA_API_ROOTS`` (comma list) or every root of the universe."""
-    raw = os.environ.get("CHIMERA_API_ROOTS", "").strip()
-    return universe.require_roots(raw.split(",")) if raw else universe.root_names
+    configured = configured_api_roots()
+    return universe.require_roots(configured) if configured else universe.root_names
 
 
 def last_complete_trade_date(schema: str, available_end: datetime, last_date: date) -> date | None:
@@ -231,18 +232,17 @@ def api_sensor_factory(jobs: Sequence, minimum_interval_seconds: int | None = No
     def chimera_databento_availability(context: dg.SensorEvaluationContext, databento: DatabentoSource):
         from chimera_assets.ingest.databento_api import API_KEY_ENV, DatabentoApi
 
-        if not os.environ.get(API_KEY_ENV, "").strip():
+        if not databento.resolved_api_key():
             return dg.SkipReason(
                 f"{API_KEY_ENV} is not set: no Databento API key configured, so there is nothing to ask "
                 "(set the key in the code location's environment to pull new trade dates from the API)"
             )
         universe = get_universe()
         roots = api_roots(universe)
-        start_env = os.environ.get("CHIMERA_API_SENSOR_START", "").strip()
-        api = DatabentoApi(gateway=databento.api_gateway, max_attempts=3)
+        api = DatabentoApi(key=databento.resolved_api_key(), gateway=databento.api_gateway, max_attempts=3)
         cursor = json.loads(context.cursor) if context.cursor else {}
         wanted, new_cursor = newly_available(
-            api, universe, roots, cursor, initial_start=date.fromisoformat(start_env) if start_env else None
+            api, universe, roots, cursor, initial_start=api_sensor_start()
         )
         tags = {"chimera/trigger": API_SENSOR_NAME}
         requests = partition_run_requests(
@@ -325,7 +325,7 @@ def safety_net_factory(job) -> dg.ScheduleDefinition:
         ),
     )
     def chimera_daily_safety_net(context: dg.ScheduleEvaluationContext, databento: DatabentoSource):
-        n_days = int(os.environ.get("CHIMERA_SAFETY_NET_DAYS", "5"))
+        n_days = safety_net_days()
         day = context.scheduled_execution_time.astimezone(_chicago()).date()
         requests = safety_net_requests(context.instance, databento, get_universe(), day, n_days)
         if not requests:

@@ -18,13 +18,31 @@ Nothing here opens a connection: importing the package must have no side effects
 | CHIMERA_BQ_JOB_TIMEOUT_S | 3600 | ``job_timeout_ms`` of every job (BigQuery cancels it after that) |
 | CHIMERA_BQ_STAGING_DATASET | ``<prefix>staging`` | dataset of the staging tables (default table expiration) |
 | CHIMERA_BQ_STAGING_TTL_HOURS | 12 | expiration of staging tables (>= 6 h: a queued MERGE may wait) |
-| DATABENTO_API_KEY | (unset) | the Databento key; never logged |
+| CHIMERA_BQ_STORAGE_ENDPOINT | (unset) | an emulator's Storage Read gRPC address (tests only; needs CHIMERA_BQ_ENDPOINT) |
+| CHIMERA_BQ_CREDENTIALS_JSON | (unset) | a service-account key as JSON text; a secret: never in ``Settings`` |
+| DATABENTO_API_KEY | (unset) | the Databento key; a secret: never in ``Settings``, never logged |
+| DATABENTO_GATEWAY | (unset) | a Databento API gateway URL (the loopback fake gateway in tests) |
+| CHIMERA_SENSOR_INTERVAL_S | (unset) | minimum interval of every sensor tick, s (tests shorten it) |
+| CHIMERA_LANDING_SETTLE_S | 0 (off) | the landing sensor also accepts a file at first sight when its mtime is this old, s |
+| CHIMERA_API_ROOTS | every root | comma-separated roots the Databento availability sensor asks for |
+| CHIMERA_API_SENSOR_START | (unset) | first trade date the availability sensor asks for (YYYY-MM-DD) |
+| CHIMERA_SAFETY_NET_DAYS | 5 | trade dates the daily safety net looks back over |
+| CHIMERA_PARTITIONED_CHECKS | (off) | ``1``: the checks of partitioned tables become partitioned checks |
+| CHIMERA_QUALITY_* | see quality/registry.py | data-quality thresholds (``quality_env``) |
+| DAGSTER_HOME | $CHIMERA_HOME/dagster | the Dagster instance (``dagster_home_env``; instance.py) |
+
+The sensor/check/quality values are functions, not ``Settings`` fields, so a bad value fails only
+where it is used (a tick, a check build), as before, and not every ``get_settings()`` caller.
+The CLI never writes this environment: its options reach the runs as resource fields
+(``build_definitions(landing_dir=..., policy_dir=...)``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 WAREHOUSE_KINDS = ("duckdb", "bigquery")
@@ -123,3 +141,110 @@ def _number(env: dict[str, str], name: str, default, kind, minimum):
     if value < minimum:
         raise SettingsError(f"{name}={raw!r} is below the minimum {minimum}")
     return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings read where they are used (functions: a bad value fails there, not in every get_settings())
+# --------------------------------------------------------------------------------------------------
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _text(name: str, env: Mapping[str, str] | None) -> str:
+    return (_env(env).get(name) or "").strip()
+
+
+def databento_api_key(env: Mapping[str, str] | None = None) -> str | None:
+    """``DATABENTO_API_KEY`` (stripped) or None. A secret: callers never log or store it."""
+    return _text("DATABENTO_API_KEY", env) or None
+
+
+def databento_gateway(env: Mapping[str, str] | None = None) -> str | None:
+    """``DATABENTO_GATEWAY`` or None (Databento's default gateway)."""
+    return _env(env).get("DATABENTO_GATEWAY") or None
+
+
+def bq_credentials_json(env: Mapping[str, str] | None = None) -> str | None:
+    """``CHIMERA_BQ_CREDENTIALS_JSON`` (a service-account key) or None. A secret."""
+    return _env(env).get("CHIMERA_BQ_CREDENTIALS_JSON") or None
+
+
+def bq_storage_endpoint(env: Mapping[str, str] | None = None) -> str | None:
+    """``CHIMERA_BQ_STORAGE_ENDPOINT`` ("127.0.0.1:9060", an emulator's Storage Read address) or None."""
+    return _env(env).get("CHIMERA_BQ_STORAGE_ENDPOINT") or None
+
+
+def sensor_interval_s(default: int, env: Mapping[str, str] | None = None) -> int:
+    """``CHIMERA_SENSOR_INTERVAL_S`` (tests shorten every sensor tick with it, >= 1), else ``default``."""
+    raw = _text("CHIMERA_SENSOR_INTERVAL_S", env)
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError as exc:
+        raise ValueError(f"CHIMERA_SENSOR_INTERVAL_S={raw!r} is not a number of seconds") from exc
+    return max(1, value)
+
+
+def landing_settle_s(env: Mapping[str, str] | None = None) -> float:
+    """``CHIMERA_LANDING_SETTLE_S``: a landing file whose mtime is at least this many seconds old is
+    accepted at first sight (default 0: off)."""
+    raw = _text("CHIMERA_LANDING_SETTLE_S", env)
+    return float(raw) if raw else 0.0
+
+
+def api_roots(env: Mapping[str, str] | None = None) -> list[str] | None:
+    """``CHIMERA_API_ROOTS`` split on commas (the caller validates them against the universe), or None."""
+    raw = _text("CHIMERA_API_ROOTS", env)
+    return raw.split(",") if raw else None
+
+
+def api_sensor_start(env: Mapping[str, str] | None = None) -> date | None:
+    """``CHIMERA_API_SENSOR_START`` (YYYY-MM-DD): the availability sensor's first trade date, or None."""
+    raw = _text("CHIMERA_API_SENSOR_START", env)
+    return date.fromisoformat(raw) if raw else None
+
+
+def safety_net_days(env: Mapping[str, str] | None = None) -> int:
+    """``CHIMERA_SAFETY_NET_DAYS``: trade dates the daily safety net looks back over (default 5)."""
+    return int(_env(env).get("CHIMERA_SAFETY_NET_DAYS", "5"))
+
+
+def partitioned_checks(env: Mapping[str, str] | None = None) -> bool:
+    """``CHIMERA_PARTITIONED_CHECKS`` in (1, true, yes, on): partitioned checks for partitioned tables."""
+    return _text("CHIMERA_PARTITIONED_CHECKS", env).lower() in ("1", "true", "yes", "on")
+
+
+def quality_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``CHIMERA_QUALITY_*`` variables (``QualityConfig.from_env`` parses and validates them)."""
+    return {k: v for k, v in _env(env).items() if k.startswith("CHIMERA_QUALITY_")}
+
+
+def dagster_home_env(env: Mapping[str, str] | None = None) -> str | None:
+    """``DAGSTER_HOME`` (stripped) or None; instance.py resolves the default."""
+    return _text("DAGSTER_HOME", env) or None
+
+
+def is_set(name: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the variable ``name`` holds a non-blank value (resources then name it as an ``EnvVar``)."""
+    return bool(_text(name, env))
+
+
+def process_env() -> dict[str, str]:
+    """A copy of this process's environment: the base of a child process's environment
+    (``chimera ui`` adds DAGSTER_HOME to it for ``dagster dev``) and of ``env`` mappings."""
+    return dict(os.environ)
+
+
+def set_process_defaults(values: Mapping[str, str]) -> None:
+    """Set ``values`` in THIS process's environment where unset (a value the user set wins).
+
+    The one write to ``os.environ``, and only for variables Dagster itself reads in-process from
+    ``os.environ`` with no API to pass them (the event batch size, planned-event subsets, the
+    automation timestamp fetch limit: see ``instance.BOOKKEEPING_ENV``); chimera's own options never
+    go through the environment."""
+    for key, value in values.items():
+        if not (os.environ.get(key) or "").strip():
+            os.environ[key] = value

@@ -15,7 +15,7 @@ from chimera_assets.checks import checked_label
 from chimera_assets.demo_data import write_demo_files
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
 from chimera_assets.quality.registry import RULES
-from chimera_assets.resources import DatabentoSource
+from chimera_assets.resources import DatabentoSource, PolicySource
 
 RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])
 
@@ -35,7 +35,7 @@ def test_range_run_check_evaluations_name_their_partitions(tmp_path):
         assets=[*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS],
         asset_checks=checks.build_checks(),
         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr),
-                   "databento": DatabentoSource(landing_dir=str(landing))},
+                   "databento": DatabentoSource(landing_dir=str(landing)), "policy": PolicySource()},
     )
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={RAW_1H})
     result = job.execute_in_process(

@@ -17,7 +17,7 @@ from chimera_assets.assets.quality_report import QUALITY_ASSETS, REPORT_KEY
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
-from chimera_assets.resources import DatabentoSource
+from chimera_assets.resources import DatabentoSource, PolicySource
 from chimera_assets.schemas import DAILY_ML_MATRIX, OHLCV_1H, SESSION_BARS, training_table
 from chimera_assets.warehouse.base import AuditFailed, Slice
 from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
@@ -65,7 +65,7 @@ def _defs(db: Path, landing: Path, partitioned: bool = False) -> dg.Definitions:
         assets=[*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets(), *QUALITY_ASSETS],
         asset_checks=checks.build_checks(partitioned=partitioned),
         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr),
-                   "databento": DatabentoSource(landing_dir=str(landing))},
+                   "databento": DatabentoSource(landing_dir=str(landing)), "policy": PolicySource()},
     )
 
 

@@ -265,6 +265,17 @@ def test_api_sensor_without_key_skips_with_the_reason(repo, monkeypatch):
     assert requests == [] and "DATABENTO_API_KEY is not set" in skip.skip_message
 
 
+def test_api_sensor_uses_the_key_of_its_resource(repo, monkeypatch):
+    """The key may come from the resource's ``api_key`` EnvVar field alone (the code location sets it)."""
+    monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
+    with FakeDatabentoGateway(dataset_end=datetime(2025, 12, 16, tzinfo=UTC)) as gw:
+        monkeypatch.setenv("CHIMERA_TEST_DATABENTO_KEY", gw.key)
+        monkeypatch.setenv("CHIMERA_API_ROOTS", "ZL")
+        source = DatabentoSource(api_gateway=gw.url, api_key=dg.EnvVar("CHIMERA_TEST_DATABENTO_KEY"))
+        requests, _ = Ticker(repo.get_sensor_def(API_SENSOR_NAME), {"databento": source}).tick()
+        assert requests and all(r.authorized for r in gw.requests_to("metadata.get_dataset_range"))
+
+
 def test_api_sensor_requests_only_newly_available_dates(repo, monkeypatch):
     with FakeDatabentoGateway(dataset_end=datetime(2025, 12, 16, tzinfo=UTC)) as gw:
         monkeypatch.setenv("DATABENTO_API_KEY", gw.key)

@@ -11,6 +11,7 @@ from chimera_assets.features.policy import load_policy_events
 from chimera_assets.features.policy_sources import combine_policy_events, policy_files
 from chimera_assets.features.regimes import Regime, build_regime_calendar, build_regime_weights, load_regimes
 from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.resources import PolicySource
 from chimera_assets.schemas import POLICY_EVENTS, REGIME_CALENDAR, REGIME_WEIGHTS, TableSpec
 from chimera_assets.settings import get_settings
 
@@ -22,12 +23,15 @@ from chimera_assets.settings import get_settings
     pool=WRITER_POOL,
     kinds={"polars"},
     description=(
-        "Dated policy texts (social posts, executive orders, news) from CHIMERA_POLICY_DIR, deduplicated. "
+        "Dated policy texts (social posts, executive orders, news) from the policy resource's directory "
+        "(default CHIMERA_POLICY_DIR), deduplicated. "
         "A missing directory or file never deletes stored events."
     ),
 )
-def policy_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
-    directory = get_settings().policy_dir
+def policy_events(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, policy: PolicySource
+) -> pl.DataFrame:
+    directory = policy.policy_path()
     files = policy_files(directory)
     wh = warehouse.get()
     stored = wh.read(POLICY_EVENTS) if wh.table_exists(POLICY_EVENTS) else POLICY_EVENTS.empty_frame()

@@ -59,6 +59,7 @@ from chimera_assets.ingest.databento_errors import (
     _Secret,
     redact,
 )
+from chimera_assets.settings import databento_api_key, databento_gateway
 
 logger = logging.getLogger(__name__)
 logger.addFilter(_LOG_FILTER)
@@ -129,7 +130,7 @@ class DatabentoApi:
         max_cost_usd: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        raw = key if key is not None else os.environ.get(API_KEY_ENV)
+        raw = key if key is not None else databento_api_key()
         if raw is None or not str(raw).strip():
             raise DatabentoKeyMissingError(
                 f"no Databento API key: set the {API_KEY_ENV} environment variable (or pass key=...)"
@@ -137,7 +138,7 @@ class DatabentoApi:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         self._secret = _Secret(str(raw).strip())
-        gateway = gateway if gateway is not None else os.environ.get(GATEWAY_ENV) or None
+        gateway = gateway if gateway is not None else databento_gateway()
         self.gateway = gateway.rstrip("/") if gateway else None
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s

@@ -4,7 +4,6 @@ are gone. See :mod:`chimera_assets.ingest.prune` for what counts as stale and wh
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,18 +16,19 @@ def add_prune_parser(sub) -> None:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Exit 0 when done (or nothing to do), 2 on a bad argument."""
+    landing_dir = None  # None: the deployment's landing directory (DatabentoSource)
     if args.landing_dir is not None:
         if not args.landing_dir.is_dir():
             print(f"chimera: error: --landing-dir {args.landing_dir} is not a directory", file=sys.stderr)
             return 2
-        os.environ["CHIMERA_LANDING_DIR"] = str(args.landing_dir.resolve())
+        landing_dir = str(args.landing_dir.resolve())
     from chimera_assets.ingest.prune import apply_prune, format_prune, plan_prune, recorded_source_dirs
     from chimera_assets.resources import DatabentoSource
     from chimera_assets.settings import get_settings
     from chimera_assets.universe import get_universe
     from chimera_assets.warehouse import get_warehouse
 
-    source = DatabentoSource()
+    source = DatabentoSource(landing_dir=landing_dir)
     dirs = [source.landing_path(), source.api_cache_path()]
     wh = get_warehouse(get_settings())
     dirs = recorded_source_dirs(wh, dirs)

@@ -4,12 +4,13 @@ result type (``CheckOutcome``). Explicit: adding a rule means adding it to ``RUL
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from chimera_assets.settings import quality_env
 
 MAX_OFFENDING_KEYS = 20
 PARTITION = "partition"
@@ -87,7 +88,7 @@ class QualityConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> QualityConfig:
-        env = os.environ if env is None else env
+        env = quality_env() if env is None else env
 
         def num(name: str, cast, default):
             raw = env.get(name)

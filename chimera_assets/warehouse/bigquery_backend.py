@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import io
 import logging
-import os
 import threading
 import time
 import uuid
@@ -42,6 +41,7 @@ from chimera_assets.settings import (
     MIN_STAGING_TTL_HOURS,
     SCHEMAS,
     Settings,
+    bq_storage_endpoint,
 )
 from chimera_assets.warehouse.base import Audit, Slice, Warehouse, WarehouseError, prepare_frame
 from chimera_assets.warehouse.bigquery_client import (  # noqa: F401 - re-exported for callers and tests
@@ -135,7 +135,7 @@ class BigQueryWarehouse(BigQueryTablesMixin, BigQueryReadsMixin, Warehouse):
         """The warehouse ``settings`` describe. An emulator's Storage Read gRPC address may come from
         ``CHIMERA_BQ_STORAGE_ENDPOINT`` ("127.0.0.1:9060"); it is ignored without CHIMERA_BQ_ENDPOINT."""
         if settings.bq_endpoint and "storage_endpoint" not in kwargs:
-            kwargs["storage_endpoint"] = os.environ.get("CHIMERA_BQ_STORAGE_ENDPOINT") or None
+            kwargs["storage_endpoint"] = bq_storage_endpoint()
         kwargs.setdefault("staging_dataset", settings.staging_dataset_name)
         kwargs.setdefault("staging_ttl", dt.timedelta(hours=settings.bq_staging_ttl_hours))
         kwargs.setdefault("maximum_bytes_billed", settings.bq_max_bytes_billed)

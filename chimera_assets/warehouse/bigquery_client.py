@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from chimera_assets.schemas import Column, TableSpec
+from chimera_assets.settings import bq_credentials_json
 from chimera_assets.warehouse.base import WarehouseError
 
 BIGQUERY_SCOPES = ("https://www.googleapis.com/auth/bigquery",)
@@ -142,7 +142,6 @@ def make_client(
     """A ``bigquery.Client`` with credentials found the usual ways (see the module docstring)."""
     from google.cloud import bigquery
 
-    env = os.environ if env is None else env
     if endpoint:
         from google.auth.credentials import AnonymousCredentials
 
@@ -153,7 +152,7 @@ def make_client(
     from google.auth import exceptions as auth_exceptions
 
     credentials = None
-    key_json = env.get("CHIMERA_BQ_CREDENTIALS_JSON")
+    key_json = bq_credentials_json(env)
     if key_json:
         credentials, key_project = credentials_from_json(key_json)
         project = project or key_project

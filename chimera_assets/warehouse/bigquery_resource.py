@@ -11,7 +11,6 @@ per operation and keeps nothing afterwards.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +26,7 @@ from chimera_assets.settings import (
     DEFAULT_STAGING_TTL_HOURS,
     Settings,
     get_settings,
+    process_env,
 )
 from chimera_assets.warehouse.base import Warehouse
 from chimera_assets.warehouse.bigquery_client import make_client
@@ -109,7 +109,7 @@ def _env(name: str, env: dict[str, str]) -> Any:
 
 def bigquery_resource_from_env(env: dict[str, str] | None = None) -> BigQueryWarehouseResource:
     """The resource the environment describes (``CHIMERA_BQ_*``, see ``settings.py``)."""
-    env = dict(os.environ if env is None else env)
+    env = process_env() if env is None else dict(env)
     s = get_settings(env)
     return BigQueryWarehouseResource(
         project=_env("CHIMERA_BQ_PROJECT", env),

@@ -1,12 +1,12 @@
-"""The automation condition sensor, the tick interval every chimera sensor shares, and the newest
+"""The automation condition sensor and the newest
 trade-date partition at a given time (sensors and the lookback fan-out stop there)."""
 
-import os
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from chimera_assets.settings import sensor_interval_s
 from chimera_assets.trade_calendar import on_or_before_weekday
 
 CHICAGO = "America/Chicago"
@@ -18,18 +18,6 @@ def last_partition_date(now: datetime | None = None) -> date:
     """The newest trade-date partition at ``now``: the trade-date partitions are the America/Chicago
     weekdays and include the current one (``end_offset=1``)."""
     return on_or_before_weekday((now or datetime.now(UTC)).astimezone(ZoneInfo(CHICAGO)).date())
-
-
-def sensor_interval_s(default: int) -> int:
-    """``CHIMERA_SENSOR_INTERVAL_S`` (tests shorten every sensor tick with it), else ``default``."""
-    raw = os.environ.get("CHIMERA_SENSOR_INTERVAL_S", "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(float(raw))
-    except ValueError as exc:
-        raise ValueError(f"CHIMERA_SENSOR_INTERVAL_S={raw!r} is not a number of seconds") from exc
-    return max(1, value)
 
 
 def automation_sensor(
