@@ -116,7 +116,7 @@ def fetch_chunks_for(context, source, schema: str, keys, wh: Warehouse) -> list[
     """The API mode of the raw assets: pull the chunks these partitions need, return their files."""
     universe = get_universe()
     try:
-        api = DatabentoApi(gateway=source.api_gateway)
+        api = DatabentoApi(key=source.resolved_api_key(), gateway=source.api_gateway)
         _, available_end = api.dataset_range(universe.dataset)
     except DatabentoApiError as exc:
         raise ApiIngestError(str(exc)) from exc
