@@ -59,9 +59,9 @@ from chimera_assets.asset_keys import (
     RAW_BARS,
     SESSION_BARS,
 )
+from chimera_assets.lib.job_names import WHOLE_GRAPH_JOB
 from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM
 from chimera_assets.trade_calendar import on_or_before_weekday
-from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
 
 # policy features of date D use events before 16:00 CT on D: compute the current date after that.
 POLICY_CRON = "5 16 * * 1-5"

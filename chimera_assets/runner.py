@@ -94,7 +94,7 @@ def root_blocks(roots: list[str], universe: Universe) -> list[list[str]]:
 
 def _check_results(result: dg.ExecuteInProcessResult) -> tuple[int, list[str], list[str]]:
     """(passed, failed ERROR checks, failed WARN checks): warnings are reported, not failures."""
-    from chimera_assets.checks import summarise_evaluations
+    from chimera_assets.lib.checks.evaluation import summarise_evaluations
 
     return summarise_evaluations(result.get_asset_check_evaluations())
 

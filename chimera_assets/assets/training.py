@@ -15,9 +15,10 @@ import dagster as dg
 
 from chimera_assets import asset_keys as keys
 from chimera_assets.assets.common import WRITER_POOL
-from chimera_assets.checks import audit_for, dagster_metadata
 from chimera_assets.io_manager import WarehouseResource, job_metadata, written_metadata
 from chimera_assets.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
+from chimera_assets.lib.checks.audits import audit_for
+from chimera_assets.lib.checks.evaluation import dagster_metadata
 from chimera_assets.matrix import build_training_table
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, TableSpec, training_table
