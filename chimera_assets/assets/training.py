@@ -5,7 +5,7 @@ the table is rebuilt whole from the root's matrix history (thousands of rows, we
 
 Each materialization records the training-set card (``training_set_card``, markdown: rows kept per
 split x horizon, feature coverage, target distribution, roll crossings) and the blocking
-``no_target_leakage`` check (its numbers as metadata). The write audit (``checks.register_audits``)
+``no_target_leakage`` check (its numbers as metadata). The write audit (``lib.checks.audits.audit_for``)
 runs the hard rules and the leakage check on the staged rows: a leaked feature publishes nothing.
 """
 
