@@ -25,7 +25,7 @@ from chimera_assets.schemas import ALL_TABLES, DAILY_ML_MATRIX, OHLCV_1H, SESSIO
 from chimera_assets.warehouse.base import AuditFailed, Slice
 from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 from chimera_assets_tests.conftest import shared_data
-from chimera_assets_tests.frames import rows_for
+from chimera_assets_tests.frames import rows_for, session_rows
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SB_KEY = dg.AssetKey(["features", "session_bars"])
@@ -265,3 +265,30 @@ def test_audit_outside_dagster_raises_with_metadata():
     # every checked table has an audit, derived from its spec alone; reference and ops tables have none
     assert all(callable(audit_for(s)) for s in (SESSION_BARS, OHLCV_1H, DAILY_ML_MATRIX, training_table("ZL")))
     assert audit_for(ALL_TABLES["reference.policy_events"]) is None
+
+
+def test_io_manager_gates_a_write_without_any_registration(tmp_path):
+    """The IO manager finds a table's audit from its spec alone (no registry to fill or monkeypatch): a
+    high<low row is refused, the table keeps its rows and the blocking check of the running job fails."""
+    from chimera_assets.lib.checks.table_checks import table_checks
+
+    wr = WarehouseResource(duckdb_path=str(tmp_path / "wh.duckdb"))
+    good = rows_for(SESSION_BARS, session_rows([(date(2025, 9, 2), "ZL"), (date(2025, 9, 3), "ZL")]))
+    DuckDBWarehouse(tmp_path / "wh.duckdb").merge(SESSION_BARS, good, Slice.whole_table())
+    bad = good.with_columns((pl.col("low") - 1.0).alias("high"))
+
+    @dg.asset(key=SB_KEY, io_manager_key="warehouse_io")
+    def session_bars() -> pl.DataFrame:
+        return bad
+
+    instance = dg.DagsterInstance.ephemeral()
+    res = dg.materialize([session_bars, table_checks(SESSION_BARS)], instance=instance, raise_on_error=False,
+                         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr)})
+    assert not res.success
+    (failure,) = [e for e in res.all_events if e.is_step_failure]
+    assert failure.step_failure_data.error.cause.cls_name == AuditFailed.__name__
+    assert frame_hash(DuckDBWarehouse(tmp_path / "wh.duckdb").read(SESSION_BARS)) == frame_hash(good)
+    stored = [e for e in _stored_evaluations(instance, res.run_id) if not e.passed]
+    assert [(e.asset_key, e.check_name, e.blocking, e.partition) for e in stored] == [
+        (SB_KEY, "ohlc_consistent", True, None)]
+    assert stored[0].metadata["offending_rows"].value == 2
