@@ -10,13 +10,15 @@ import dagster as dg
 import chimera_assets.dagster_warnings  # noqa: F401 - first: silences the beta notices of the APIs used on purpose
 from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
+from chimera_assets.assets.quality_report import QUALITY_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
-from chimera_assets.checks import QUALITY_ASSETS, build_checks, register_audits
 from chimera_assets.instance import apply_bookkeeping_env
-from chimera_assets.io_manager import WarehouseIOManager, warehouse_resource, with_table_metadata
+from chimera_assets.io_manager import WarehouseIOManager, with_table_metadata
 from chimera_assets.lib.automation.flows import with_automation
 from chimera_assets.lib.automation.sensor import automation_sensor
+from chimera_assets.lib.checks.build import build_checks
+from chimera_assets.lib.warehouse_resource import warehouse_resource
 from chimera_assets.resources import DatabentoSource, PolicySource, deployment_fields
 from chimera_assets.sensors import build_sensors_and_schedules
 from chimera_assets.whole_graph import whole_graph_job
@@ -31,7 +33,6 @@ def build_definitions(
     """``landing_dir``/``policy_dir``: the source directories as resource fields (``chimera run``
     options, or EnvVars for the code location); ``api_key``: ``dg.EnvVar`` only, never a value.
     None: the deployment's settings, resolved where used (resources.py)."""
-    register_audits()  # hard data-quality rules gate every write (write, audit, then publish)
     warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
     auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
     return dg.Definitions(

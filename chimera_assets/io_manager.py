@@ -7,17 +7,16 @@ new frame no longer has in the same statement, so re-running a partition never d
 
 
 import json
-from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
+from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.partitions import parse_partition_keys
 from chimera_assets.schemas import TableSpec, table_for
 from chimera_assets.settings import Settings, get_settings
 from chimera_assets.warehouse import MergeResult, Slice, Warehouse, get_warehouse
-from chimera_assets.warehouse.base import Audit
 
 
 def spec_for_asset_key(key: dg.AssetKey) -> TableSpec:
@@ -128,17 +127,6 @@ class WarehouseResource(dg.ConfigurableResource):
         return wh
 
 
-def warehouse_resource() -> WarehouseResource:
-    """The ``warehouse`` resource of the code location: ``WarehouseResource()`` (DuckDB, zero config) or,
-    with ``CHIMERA_WAREHOUSE=bigquery``, a ``BigQueryWarehouseResource`` whose fields read the
-    environment (secrets and the project as ``EnvVar``, so the UI shows the variable, not the value)."""
-    if get_settings().warehouse != "bigquery":
-        return WarehouseResource()
-    from chimera_assets.warehouse.bigquery_resource import bigquery_resource_from_env
-
-    return bigquery_resource_from_env()
-
-
 def job_metadata(result: MergeResult) -> dict:
     """Materialization metadata of the jobs behind a write (BigQuery: job ids, bytes billed, slot ms);
     empty for backends that run no jobs."""
@@ -154,10 +142,6 @@ def job_metadata(result: MergeResult) -> dict:
     return out
 
 
-# Blocking audits (write-audit-publish) registered per table by the checks module.
-AUDITS: dict[str, Callable[[TableSpec], Audit]] = {}
-
-
 class WarehouseIOManager(dg.ConfigurableIOManager):
     warehouse: WarehouseResource
 
@@ -168,9 +152,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
         spec = spec_for_asset_key(context.asset_key)
         slice_ = slice_for_context(context, spec)
-        audit_factory = AUDITS.get(spec.fqn)
         wh = self.warehouse.get()
-        result = wh.merge(spec, obj, slice_, audit=audit_factory(spec) if audit_factory else None)
+        # The table's write audit (None for tables without one): the rows are published only if it passes.
+        result = wh.merge(spec, obj, slice_, audit=audit_for(spec))
         n_parts = len(context.asset_partition_keys) if context.has_asset_partitions else None
         context.add_output_metadata({
             **written_metadata(spec, wh), **row_count_metadata(result.rows_written, n_parts), **job_metadata(result),

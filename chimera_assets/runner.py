@@ -164,7 +164,7 @@ def run_graph(
     Each stage is one ``execute_in_process`` of the implicit asset job's subset; the first failed stage
     stops the plan. ``extra_tags`` go on every run (the whole-graph job tags its child runs with its
     own run id)."""
-    from chimera_assets.checks import summarise_evaluations
+    from chimera_assets.lib.checks.evaluation import summarise_evaluations
 
     universe = get_universe()
     try:

@@ -28,8 +28,7 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
-WHOLE_GRAPH_JOB = "chimera_whole_graph"
-PARENT_RUN_TAG = "chimera/whole_graph_run"
+from chimera_assets.lib.job_names import PARENT_RUN_TAG, WHOLE_GRAPH_JOB
 
 
 class WholeGraphConfig(dg.Config):

@@ -238,7 +238,7 @@ def test_automation_waits_while_a_whole_graph_run_is_active(defs, tmp_path, monk
     it ends (between its stages no asset run is in progress, so in_progress alone would not hold)."""
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-    from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
+    from chimera_assets.lib.job_names import WHOLE_GRAPH_JOB
 
     landing = tmp_path / "landing"
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
@@ -261,7 +261,7 @@ def test_automation_waits_for_a_started_whole_graph_run_even_on_its_first_tick(d
     job is running (it computes them in order)."""
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-    from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
+    from chimera_assets.lib.job_names import WHOLE_GRAPH_JOB
 
     instance = dg.DagsterInstance.ephemeral()
     assert _requested(_tick(defs, instance)).get("features/policy_features")  # without the job: requested
@@ -272,7 +272,8 @@ def test_automation_waits_for_a_started_whole_graph_run_even_on_its_first_tick(d
 
 @pytest.mark.slow
 def test_whole_graph_job_runs_like_the_cli_and_leaves_nothing_to_rerun(defs, tmp_path, monkeypatch):
-    from chimera_assets.whole_graph import PARENT_RUN_TAG, whole_graph_job
+    from chimera_assets.lib.job_names import PARENT_RUN_TAG
+    from chimera_assets.whole_graph import whole_graph_job
 
     landing = tmp_path / "landing"
     write_demo_files(landing, ["ZL"], date(2024, 2, 26), date(2024, 3, 9))

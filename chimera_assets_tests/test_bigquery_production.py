@@ -347,7 +347,8 @@ def test_dagster_resource_labels_jobs_with_the_run_and_records_job_metadata(bigq
 
 
 def test_definitions_show_bigquery_settings_as_resource_fields(monkeypatch):
-    from chimera_assets.io_manager import WarehouseResource, warehouse_resource
+    from chimera_assets.io_manager import WarehouseResource
+    from chimera_assets.lib.warehouse_resource import warehouse_resource
 
     assert type(warehouse_resource()) is WarehouseResource  # DuckDB: zero config
     monkeypatch.setenv("CHIMERA_WAREHOUSE", "bigquery")

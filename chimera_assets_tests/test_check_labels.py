@@ -7,13 +7,13 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets import checks
 from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.reference import REFERENCE_ASSETS
-from chimera_assets.checks import checked_label
 from chimera_assets.demo_data import write_demo_files
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.lib.checks.build import build_checks
+from chimera_assets.lib.checks.table_checks import checked_label
 from chimera_assets.quality.registry import RULES
 from chimera_assets.resources import DatabentoSource, PolicySource
 
@@ -33,7 +33,7 @@ def test_range_run_check_evaluations_name_their_partitions(tmp_path):
     wr = WarehouseResource(duckdb_path=str(tmp_path / "w.duckdb"))
     defs = dg.Definitions(
         assets=[*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS],
-        asset_checks=checks.build_checks(),
+        asset_checks=build_checks(),
         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr),
                    "databento": DatabentoSource(landing_dir=str(landing)), "policy": PolicySource()},
     )

@@ -10,19 +10,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from chimera_assets import checks, io_manager
+from chimera_assets import io_manager
 from chimera_assets.assets.features import FEATURE_ASSETS
 from chimera_assets.assets.market_data import RAW_ASSETS
 from chimera_assets.assets.quality_report import QUALITY_ASSETS, REPORT_KEY
 from chimera_assets.assets.reference import REFERENCE_ASSETS
 from chimera_assets.assets.training import training_assets
 from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.lib.checks.audits import audit_for, make_audit
+from chimera_assets.lib.checks.build import build_checks
 from chimera_assets.resources import DatabentoSource, PolicySource
-from chimera_assets.schemas import DAILY_ML_MATRIX, OHLCV_1H, SESSION_BARS, training_table
+from chimera_assets.schemas import ALL_TABLES, DAILY_ML_MATRIX, OHLCV_1H, SESSION_BARS, training_table
 from chimera_assets.warehouse.base import AuditFailed, Slice
 from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 from chimera_assets_tests.conftest import shared_data
-from chimera_assets_tests.frames import frame_hash, rows_for
+from chimera_assets_tests.frames import frame_hash, rows_for, session_rows
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SB_KEY = dg.AssetKey(["features", "session_bars"])
@@ -40,17 +42,6 @@ def _env(**values):
         yield
 
 
-@contextmanager
-def _audits_registered():
-    saved = dict(io_manager.AUDITS)
-    checks.register_audits()
-    try:
-        yield
-    finally:
-        io_manager.AUDITS.clear()
-        io_manager.AUDITS.update(saved)
-
-
 @pytest.fixture(autouse=True)
 def _no_quality_env(monkeypatch):
     for var in ("CHIMERA_PARTITIONED_CHECKS", "CHIMERA_QUALITY_OUTLIER_K", "CHIMERA_QUALITY_THIN_RATIO",
@@ -63,7 +54,7 @@ def _defs(db: Path, landing: Path, partitioned: bool = False) -> dg.Definitions:
     wr = WarehouseResource(duckdb_path=str(db))
     return dg.Definitions(
         assets=[*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets(), *QUALITY_ASSETS],
-        asset_checks=checks.build_checks(partitioned=partitioned),
+        asset_checks=build_checks(partitioned=partitioned),
         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr),
                    "databento": DatabentoSource(landing_dir=str(landing)), "policy": PolicySource()},
     )
@@ -105,7 +96,7 @@ def real_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("quality_real")
     db = home / "warehouse.duckdb"
     instance = dg.DagsterInstance.ephemeral()
-    with _audits_registered(), _env(CHIMERA_HOME=str(home), CHIMERA_QUALITY_AS_OF="2025-09-15T23:00:00+00:00"):
+    with _env(CHIMERA_HOME=str(home), CHIMERA_QUALITY_AS_OF="2025-09-15T23:00:00+00:00"):
         defs = _defs(db, landing, partitioned=True)
         result = _run(defs, instance, "2025-08-01|ZL", "2025-09-12|ZL")
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
@@ -127,7 +118,6 @@ def test_real_batch_zl_flip_is_a_warning_and_no_hard_rule_fails(real_run):
     assert len(sb_keys) == 31 and "2025-09-02|ZL" in sb_keys
     passed_ohlc = next(e for e in evs if e.asset_key == SB_KEY and e.check_name == "ohlc_consistent")
     assert passed_ohlc.passed and passed_ohlc.blocking and passed_ohlc.metadata["rows_checked"].value == 1
-    assert passed_ohlc.target_materialization_data is not None
     fresh = next(e for e in evs if e.check_name == "matrix_freshness")
     assert fresh.passed and fresh.metadata["max_lag_observed"].value == 1
     assert {e.check_name for e in evs} >= {"keys_not_null", "no_duplicate_keys", "ohlc_consistent", "regime_coverage",
@@ -164,8 +154,7 @@ def test_column_schema_change_warns_on_a_changed_schema(real_run, monkeypatch):
 
     monkeypatch.setattr(io_manager, "column_schema", without_r3)
     pivots = dg.AssetKey(["features", "pivots"])
-    with _audits_registered():
-        res = _run(real_run["defs"], real_run["instance"], "2025-09-12|ZL", "2025-09-12|ZL", {pivots})
+    res = _run(real_run["defs"], real_run["instance"], "2025-09-12|ZL", "2025-09-12|ZL", {pivots})
     assert res.success
     ev = next(e for e in res.get_asset_check_evaluations() if e.check_name == "column_schema_change")
     assert not ev.passed and ev.severity == dg.AssetCheckSeverity.WARN
@@ -178,30 +167,30 @@ def test_high_below_low_is_blocked_table_unchanged_matrix_not_materialized(tmp_p
     db = tmp_path / "wh.duckdb"
     wh = DuckDBWarehouse(db)
     instance = dg.DagsterInstance.ephemeral()
-    with _audits_registered():  # default: unpartitioned checks, one evaluation per rule and run
-        defs = _defs(db, landing)
-        base = _run(defs, instance, "2025-08-27|ZL", "2025-09-05|ZL")
-        assert base.success
-        flips = [e for e in base.get_asset_check_evaluations() if e.check_name == "flips_and_thin_sessions"]
-        assert [(e.partition, e.passed, e.severity) for e in flips] == [(None, False, dg.AssetCheckSeverity.WARN)]
-        assert flips[0].metadata["partitions_checked"].value == 8
-        assert flips[0].metadata["failed_partitions"].value == ["2025-09-03|ZL"]
+    # default: unpartitioned checks, one evaluation per rule and run
+    defs = _defs(db, landing)
+    base = _run(defs, instance, "2025-08-27|ZL", "2025-09-05|ZL")
+    assert base.success
+    flips = [e for e in base.get_asset_check_evaluations() if e.check_name == "flips_and_thin_sessions"]
+    assert [(e.partition, e.passed, e.severity) for e in flips] == [(None, False, dg.AssetCheckSeverity.WARN)]
+    assert flips[0].metadata["partitions_checked"].value == 8
+    assert flips[0].metadata["failed_partitions"].value == ["2025-09-03|ZL"]
 
-        before_sb = wh.read(SESSION_BARS)
-        before_m = wh.read(DAILY_ML_MATRIX)
-        assert before_sb.height == 7 and before_m.height == 7  # 8 partitions, Labor Day has no session
+    before_sb = wh.read(SESSION_BARS)
+    before_m = wh.read(DAILY_ML_MATRIX)
+    assert before_sb.height == 7 and before_m.height == 7  # 8 partitions, Labor Day has no session
 
-        import chimera_assets.assets.features as features
+    import chimera_assets.assets.features as features
 
-        real_build = features.build_session_bars
+    real_build = features.build_session_bars
 
-        def corrupt(*args, **kwargs):
-            out = real_build(*args, **kwargs)
-            bad = pl.col("trade_date") == pl.lit(BAD_DAY).str.to_date()
-            return out.with_columns(pl.when(bad).then(pl.col("low") - 1.0).otherwise(pl.col("high")).alias("high"))
+    def corrupt(*args, **kwargs):
+        out = real_build(*args, **kwargs)
+        bad = pl.col("trade_date") == pl.lit(BAD_DAY).str.to_date()
+        return out.with_columns(pl.when(bad).then(pl.col("low") - 1.0).otherwise(pl.col("high")).alias("high"))
 
-        monkeypatch.setattr(features, "build_session_bars", corrupt)
-        res = _run(defs, instance, "2025-09-01|ZL", "2025-09-04|ZL", FEATURE_KEYS)
+    monkeypatch.setattr(features, "build_session_bars", corrupt)
+    res = _run(defs, instance, "2025-09-01|ZL", "2025-09-04|ZL", FEATURE_KEYS)
 
     assert not res.success
     failures = {e.step_key: e.step_failure_data.error for e in res.all_events if e.is_step_failure}
@@ -245,7 +234,7 @@ def test_bad_raw_bars_stop_session_bars_and_matrix(tmp_path, monkeypatch):
 
     monkeypatch.setattr(market_data, "build_raw_frame", corrupt)
     # partitioned checks over a range longer than the per-partition limit: a summary + the failing partition
-    with _audits_registered(), _env(CHIMERA_QUALITY_PER_PARTITION_LIMIT="1"):
+    with _env(CHIMERA_QUALITY_PER_PARTITION_LIMIT="1"):
         res = _run(_defs(db, landing, partitioned=True), instance, "2025-09-01|ZL", "2025-09-03|ZL")
     assert not res.success
     failed = [e for e in _stored_evaluations(instance, res.run_id) if not e.passed]
@@ -267,11 +256,38 @@ def test_bad_raw_bars_stop_session_bars_and_matrix(tmp_path, monkeypatch):
 def test_audit_outside_dagster_raises_with_metadata():
     bad = rows_for(SESSION_BARS, [{"trade_date": date(2025, 9, 2), "symbol": "ZL", "open": 1.0, "high": 0.5,
                                    "low": 0.8, "close": 0.9, "volume": 3}])
-    audit = checks.make_audit(SESSION_BARS)
+    audit = make_audit(SESSION_BARS)
     with pytest.raises(AuditFailed, match="ohlc_consistent") as info:
         audit(bad)  # no Dagster step in scope: nothing is logged, the write is still refused
     assert info.value.metadata["ohlc_consistent"]["offending_keys"][0]["partition"] == f"{BAD_DAY}|ZL"
     audit(bad.with_columns(pl.lit(1.0).alias("high")))  # a consistent row passes
-    with _audits_registered():
-        assert callable(checks.audit_for(SESSION_BARS)) and callable(checks.audit_for(training_table("ZL")))
-        assert set(io_manager.AUDITS) >= {SESSION_BARS.fqn, OHLCV_1H.fqn, DAILY_ML_MATRIX.fqn}
+    # every checked table has an audit, derived from its spec alone; reference and ops tables have none
+    assert all(callable(audit_for(s)) for s in (SESSION_BARS, OHLCV_1H, DAILY_ML_MATRIX, training_table("ZL")))
+    assert audit_for(ALL_TABLES["reference.policy_events"]) is None
+
+
+def test_io_manager_gates_a_write_without_any_registration(tmp_path):
+    """The IO manager finds a table's audit from its spec alone (no registry to fill or monkeypatch): a
+    high<low row is refused, the table keeps its rows and the blocking check of the running job fails."""
+    from chimera_assets.lib.checks.table_checks import table_checks
+
+    wr = WarehouseResource(duckdb_path=str(tmp_path / "wh.duckdb"))
+    good = rows_for(SESSION_BARS, session_rows([(date(2025, 9, 2), "ZL"), (date(2025, 9, 3), "ZL")]))
+    DuckDBWarehouse(tmp_path / "wh.duckdb").merge(SESSION_BARS, good, Slice.whole_table())
+    bad = good.with_columns((pl.col("low") - 1.0).alias("high"))
+
+    @dg.asset(key=SB_KEY, io_manager_key="warehouse_io")
+    def session_bars() -> pl.DataFrame:
+        return bad
+
+    instance = dg.DagsterInstance.ephemeral()
+    res = dg.materialize([session_bars, table_checks(SESSION_BARS)], instance=instance, raise_on_error=False,
+                         resources={"warehouse": wr, "warehouse_io": WarehouseIOManager(warehouse=wr)})
+    assert not res.success
+    (failure,) = [e for e in res.all_events if e.is_step_failure]
+    assert failure.step_failure_data.error.cause.cls_name == AuditFailed.__name__
+    assert frame_hash(DuckDBWarehouse(tmp_path / "wh.duckdb").read(SESSION_BARS)) == frame_hash(good)
+    stored = [e for e in _stored_evaluations(instance, res.run_id) if not e.passed]
+    assert [(e.asset_key, e.check_name, e.blocking, e.partition) for e in stored] == [
+        (SB_KEY, "ohlc_consistent", True, None)]
+    assert stored[0].metadata["offending_rows"].value == 2

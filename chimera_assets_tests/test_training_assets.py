@@ -63,12 +63,9 @@ def _check_evaluations(res, name="no_target_leakage"):
 
 
 def test_materialization_records_the_card_and_a_passing_leakage_check():
-    from chimera_assets_tests.test_training_set import audits_registered
-
     wh = _store_multi_year_matrix()
     (asset,) = training.training_assets()
-    with audits_registered():
-        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()})
+    res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()})
     assert res.success
     (mat,) = res.get_asset_materialization_events()
     md = mat.materialization.metadata
@@ -94,20 +91,18 @@ def test_materialization_records_the_card_and_a_passing_leakage_check():
 
 def test_a_leaked_feature_fails_the_check_and_publishes_nothing(monkeypatch):
     from chimera_assets_tests.frames import frame_hash
-    from chimera_assets_tests.test_training_set import audits_registered
     from chimera_assets_tests.training_frames import inject_next_close_leak
 
     wh = _store_multi_year_matrix()
     (asset,) = training.training_assets()
     spec = training_table("ZL")
-    with audits_registered():
-        assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
-        before = frame_hash(wh.read(spec))
-        real = training.build_training_table
-        monkeypatch.setattr(training, "build_training_table",
-                            lambda *a, **k: inject_next_close_leak(real(*a, **k)))
-        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
-                             raise_on_error=False)
+    assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
+    before = frame_hash(wh.read(spec))
+    real = training.build_training_table
+    monkeypatch.setattr(training, "build_training_table",
+                        lambda *a, **k: inject_next_close_leak(real(*a, **k)))
+    res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
+                         raise_on_error=False)
     assert not res.success and not res.get_asset_materialization_events()
     failure = next(e for e in res.all_events if e.is_step_failure)
     assert "target leakage" in root_cause(failure.step_failure_data.error)
@@ -134,13 +129,10 @@ def _store_old_schema_table(wh):
 
 
 def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
-    from chimera_assets_tests.test_training_set import audits_registered
-
     wh = _store_multi_year_matrix()
     _store_old_schema_table(wh)
     (asset,) = training.training_assets()
-    with audits_registered():
-        assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
+    assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
     back = wh.read(training_table("ZL"))
     # 1d purges exactly the last session before each of the two split boundaries.
     assert back.height == sum(sessions_per_split().values()) and back["purged_1d"].sum() == 2
@@ -150,7 +142,6 @@ def test_a_table_from_before_the_purge_columns_is_replaced_by_the_rebuild():
 
 
 def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
-    from chimera_assets_tests.test_training_set import audits_registered
     from chimera_assets_tests.training_frames import inject_next_close_leak
 
     wh = _store_multi_year_matrix()
@@ -158,9 +149,8 @@ def test_an_old_table_stays_when_the_rebuilt_rows_fail_the_audit(monkeypatch):
     real = training.build_training_table
     monkeypatch.setattr(training, "build_training_table", lambda *a, **k: inject_next_close_leak(real(*a, **k)))
     (asset,) = training.training_assets()
-    with audits_registered():
-        res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
-                             raise_on_error=False)
+    res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()},
+                         raise_on_error=False)
     assert not res.success
     # Not dropped: the audit ran before the old table was replaced.
     assert wh.read(old).height == sum(sessions_per_split().values())

@@ -15,17 +15,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from chimera_assets import checks
 from chimera_assets.cli import main as cli_main
 from chimera_assets.definitions import build_definitions
 from chimera_assets.leakage import THRESHOLDS, leakage_report
+from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.runner import run_graph
 from chimera_assets.schemas import training_table
 from chimera_assets.training_card import kept_rows
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
 from chimera_assets_tests.conftest import shared_data
 from chimera_assets_tests.frames import frame_hash
-from chimera_assets_tests.test_training_set import _expected, audits_registered
+from chimera_assets_tests.test_training_set import _expected
 from chimera_assets_tests.training_frames import inject_next_close_leak
 
 ROOTS = ["ZL", "MES"]
@@ -95,8 +95,8 @@ def test_leakage_check_passes_on_real_data_and_blocks_an_injected_next_close_fea
         assert abs(hit["rho"]) > 0.5
 
         before = frame_hash(wh.read(spec))
-        with audits_registered(), pytest.raises(AuditFailed, match="target leakage"):
-            wh.merge(spec, inject_next_close_leak(frame), Slice.whole_table(), audit=checks.audit_for(spec))
+        with pytest.raises(AuditFailed, match="target leakage"):
+            wh.merge(spec, inject_next_close_leak(frame), Slice.whole_table(), audit=audit_for(spec))
         assert frame_hash(wh.read(spec)) == before
 
 

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import date
 
 import polars as pl
 import pytest
 
-from chimera_assets import checks, io_manager, training
+from chimera_assets import training
 from chimera_assets.cli import main as cli_main
 from chimera_assets.export import ExportError, export_training_set
 from chimera_assets.leakage import CHECK_NAME, MIN_PAIRS, THRESHOLDS, leakage_report
+from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.schemas import TARGET_HORIZONS, training_table
 from chimera_assets.training_card import kept_rows, training_card
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
@@ -31,17 +31,6 @@ LOOKAHEAD = {f"target_{h}" for h, _ in TARGET_HORIZONS} | {f"target_crosses_roll
 @pytest.fixture(scope="module")
 def frame() -> pl.DataFrame:
     return multi_year_training()
-
-
-@contextmanager
-def audits_registered():
-    saved = dict(io_manager.AUDITS)
-    checks.register_audits()
-    try:
-        yield
-    finally:
-        io_manager.AUDITS.clear()
-        io_manager.AUDITS.update(saved)
 
 
 def _expected(frame: pl.DataFrame, horizon: str, split: str | None, keep_purged: bool = False) -> pl.DataFrame:
@@ -240,12 +229,11 @@ def test_leakage_check_does_not_judge_splits_with_too_few_rows(frame):
 
 
 def test_leakage_audit_blocks_publication_and_leaves_the_table_unchanged(frame, duckdb_warehouse):
-    with audits_registered():
-        audit = checks.audit_for(SPEC)
-        duckdb_warehouse.merge(SPEC, frame, Slice.whole_table(), audit=audit)  # honest rows: published
-        before = frame_hash(duckdb_warehouse.read(SPEC))
-        bad = inject_next_close_leak(frame).with_columns(pl.col("close") + 0)
-        with pytest.raises(AuditFailed, match="target leakage: .*distance_to_P vs target_1d") as info:
-            duckdb_warehouse.merge(SPEC, bad, Slice.whole_table(), audit=audit)
-        assert info.value.metadata[CHECK_NAME]["worst_feature"] == "distance_to_P"
-        assert frame_hash(duckdb_warehouse.read(SPEC)) == before
+    audit = audit_for(SPEC)
+    duckdb_warehouse.merge(SPEC, frame, Slice.whole_table(), audit=audit)  # honest rows: published
+    before = frame_hash(duckdb_warehouse.read(SPEC))
+    bad = inject_next_close_leak(frame).with_columns(pl.col("close") + 0)
+    with pytest.raises(AuditFailed, match="target leakage: .*distance_to_P vs target_1d") as info:
+        duckdb_warehouse.merge(SPEC, bad, Slice.whole_table(), audit=audit)
+    assert info.value.metadata[CHECK_NAME]["worst_feature"] == "distance_to_P"
+    assert frame_hash(duckdb_warehouse.read(SPEC)) == before

@@ -5,7 +5,7 @@ the table is rebuilt whole from the root's matrix history (thousands of rows, we
 
 Each materialization records the training-set card (``training_set_card``, markdown: rows kept per
 split x horizon, feature coverage, target distribution, roll crossings) and the blocking
-``no_target_leakage`` check (its numbers as metadata). The write audit (``checks.register_audits``)
+``no_target_leakage`` check (its numbers as metadata). The write audit (``lib.checks.audits.audit_for``)
 runs the hard rules and the leakage check on the staged rows: a leaked feature publishes nothing.
 """
 
@@ -15,9 +15,10 @@ import dagster as dg
 
 from chimera_assets import asset_keys as keys
 from chimera_assets.assets.common import WRITER_POOL
-from chimera_assets.checks import audit_for, dagster_metadata
 from chimera_assets.io_manager import WarehouseResource, job_metadata, written_metadata
 from chimera_assets.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
+from chimera_assets.lib.checks.audits import audit_for
+from chimera_assets.lib.checks.evaluation import dagster_metadata
 from chimera_assets.matrix import build_training_table
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, TableSpec, training_table

@@ -1,1 +1,1 @@
-"""Dagster-layer code shared by the domain packages."""
+"""Dagster-layer code shared by the domain packages (checks, IO manager, resources, automation)."""

@@ -11,7 +11,7 @@ Soft rules: ``struct_members_present`` (ERROR, not blocking), ``no_missing_sessi
 ``flips_and_thin_sessions``, ``no_outlier_returns``, ``matrix_freshness`` (WARN).
 
 ``evaluate_rule`` runs a rule against a warehouse for a set of partitions (or the whole table); the
-Dagster checks (``chimera_assets.checks``) and the dashboard (``ops.data_quality_report``) both use it,
+Dagster checks (``chimera_assets.lib.checks``) and the dashboard (``ops.data_quality_report``) both use it,
 so they always agree. See docs/data_quality.md.
 
 Layout (one concern per module; import each name from the module that defines it):
