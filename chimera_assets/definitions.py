@@ -41,7 +41,7 @@ def build_definitions(
             *QUALITY_ASSETS,
         ],
         asset_checks=build_checks(),
-        jobs=[*auto.jobs, whole_graph_job],  # the UI's whole-graph path (whole_graph.py)
+        jobs=[*auto.jobs, whole_graph_job(build_definitions)],  # the UI's whole-graph path (whole_graph.py)
         sensors=[*auto.sensors, automation_sensor()],
         schedules=auto.schedules,
         # Steps run one after another in the run's process: a step subprocess costs 5-15 s of imports

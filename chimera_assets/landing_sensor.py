@@ -39,6 +39,13 @@ from chimera_assets.ingest.plan import Plan, known_load_ids, loaded_rects, plan_
 from chimera_assets.io_manager import WarehouseResource
 from chimera_assets.lib.automation.sensor import last_partition_date
 from chimera_assets.resources import DatabentoSource
+from chimera_assets.run_requests import (
+    RAW_JOB_NAME,
+    instance_or_none,
+    partition_run_requests,
+    policy_run_requests,
+    raw_key,
+)
 from chimera_assets.settings import landing_settle_s, sensor_interval_s
 from chimera_assets.universe import Universe, get_universe
 
@@ -83,7 +90,6 @@ class LandingTick:
     unchanged: list[FileCoverage] = field(default_factory=list)
 
     def assets_by_partition(self) -> dict[PartitionKey, set[dg.AssetKey]]:
-        from chimera_assets.sensors import raw_key
 
         out: dict[PartitionKey, set[dg.AssetKey]] = defaultdict(set)
         for schema, plan in self.plans.items():
@@ -198,7 +204,6 @@ def unchanged_ledger_rows(files: list[FileCoverage]) -> list[dict]:
 
 def landing_run_requests(tick: LandingTick, universe: Universe, instance: dg.DagsterInstance | None = None):
     """The raw runs of the planned partitions, plus the policy features their new dates lack."""
-    from chimera_assets.sensors import RAW_JOB_NAME, partition_run_requests, policy_run_requests
 
     wanted = tick.assets_by_partition()
     if not wanted:
@@ -226,7 +231,6 @@ def landing_sensor_factory(jobs, minimum_interval_seconds: int | None = None) ->
     def chimera_landing_files(
         context: dg.SensorEvaluationContext, databento: DatabentoSource, warehouse: WarehouseResource
     ):
-        from chimera_assets.sensors import _instance_or_none, raw_key
 
         landing = databento.landing_path()
         if not landing.exists():
@@ -246,7 +250,7 @@ def landing_sensor_factory(jobs, minimum_interval_seconds: int | None = None) ->
             context.log.warning(f"landing: skipped {path.name}: {reason}")
         if tick.unchanged:
             ledger.record(wh or warehouse.get(), unchanged_ledger_rows(tick.unchanged))
-        requests = landing_run_requests(tick, universe, _instance_or_none(context))
+        requests = landing_run_requests(tick, universe, instance_or_none(context))
         for schema, plan in tick.plans.items():
             context.log.info(f"landing: {schema}: {plan.summary()}")
         if requests:

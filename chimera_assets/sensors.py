@@ -15,7 +15,7 @@ Tick intervals come from ``CHIMERA_SENSOR_INTERVAL_S`` when set (tests shorten t
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -31,142 +31,37 @@ from chimera_assets.asset_keys import (
     POLICY_FEATURES,
     RAW_BARS,
     SESSION_BARS,
-    asset_key,
 )
 from chimera_assets.dbn.diagnostics import DbnDecodeError
 from chimera_assets.ingest.coverage import file_coverage
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_window
-from chimera_assets.landing_sensor import LANDING_SENSOR_NAME, landing_sensor_factory  # noqa: F401 - re-exported
+from chimera_assets.landing_sensor import landing_sensor_factory
 from chimera_assets.lib.automation.sensor import last_partition_date
 from chimera_assets.partitions import FIRST_TRADE_DATE
 from chimera_assets.resources import DatabentoSource
+from chimera_assets.run_requests import (
+    POLICY_JOB_NAME,
+    RAW_JOB_NAME,
+    RAW_KEYS,
+    PartitionKey,
+    instance_or_none,
+    partition_run_requests,
+    policy_run_requests,
+    raw_key,
+)
 from chimera_assets.settings import api_roots as configured_api_roots
 from chimera_assets.settings import api_sensor_start, safety_net_days, sensor_interval_s
-from chimera_assets.trade_calendar import next_weekday, weekday_dates, weekday_runs
+from chimera_assets.trade_calendar import next_weekday, weekday_dates
 from chimera_assets.universe import Universe, get_universe
 
 API_SENSOR_NAME = "chimera_databento_availability"
 SAFETY_NET_NAME = "chimera_daily_safety_net"
-RAW_JOB_NAME = "chimera_raw_ingest"
 REFRESH_JOB_NAME = "chimera_session_refresh"
-POLICY_JOB_NAME = "chimera_policy_features"
 SAFETY_NET_CRON = "30 18 * * 1-5"
 CHICAGO = "America/Chicago"
 DEFAULT_API_INTERVAL_S = 900
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 API_RUN_CONFIG = {"resources": {"databento": {"config": {"mode": "api"}}}}
 DOWNSTREAM_MULTI = (SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX)
-
-PartitionKey = tuple[date, str]
-
-
-def raw_key(schema: str) -> dg.AssetKey:
-    return asset_key(SCHEMA_TABLES[schema])
-
-
-RAW_KEYS = tuple(raw_key(s) for s in SCHEMA_TABLES)
-
-
-# --------------------------------------------------------------------------------------------------
-# Partition helpers
-# --------------------------------------------------------------------------------------------------
-
-
-
-def _root_blocks(roots: Iterable[str], order: Sequence[str]) -> list[list[str]]:
-    """Roots grouped into neighbours in universe order (a partition range is a rectangle)."""
-    idx = sorted(order.index(r) for r in set(roots))
-    out: list[list[int]] = []
-    for i in idx:
-        if out and i == out[-1][-1] + 1:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return [[order[i] for i in b] for b in out]
-
-
-def partition_run_requests(
-    assets_by_key: dict[PartitionKey, set[dg.AssetKey]],
-    universe: Universe,
-    *,
-    run_key_prefix: str,
-    tags: dict[str, str] | None = None,
-    run_config: dict | None = None,
-    job_name: str | None = None,
-) -> list[dg.RunRequest]:
-    """Few runs for a set of (date, root) partitions per asset: one run per asset set, block of
-    consecutive dates and block of neighbouring roots (a rectangle of partitions); a single
-    partition is requested by its key, a larger rectangle as a partition range."""
-    dates_by: dict[tuple[frozenset, str], set[date]] = defaultdict(set)
-    for (d, root), keys in assets_by_key.items():
-        if keys:
-            dates_by[(frozenset(keys), root)].add(d)
-    roots_by: dict[tuple[frozenset, date, date], list[str]] = defaultdict(list)
-    for (keys, root), ds in dates_by.items():
-        for d0, d1 in weekday_runs(ds):
-            roots_by[(keys, d0, d1)].append(root)
-    order = universe.root_names
-    requests = []
-    for (keys, d0, d1), roots in sorted(roots_by.items(), key=lambda kv: (kv[0][1], sorted(map(str, kv[0][0])))):
-        for block in _root_blocks(roots, order):
-            start, end = f"{d0.isoformat()}|{block[0]}", f"{d1.isoformat()}|{block[-1]}"
-            selection = sorted(keys, key=lambda k: k.to_user_string())
-            names = ",".join(k.path[-1] for k in selection)
-            run_tags = dict(tags or {})
-            partition_key = None
-            if start == end:
-                partition_key = start
-            else:
-                run_tags.update({RANGE_START: start, RANGE_END: end})
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{run_key_prefix}|{names}|{start}|{end}",
-                    job_name=job_name,
-                    asset_selection=selection,
-                    partition_key=partition_key,
-                    tags=run_tags,
-                    run_config=run_config or {},
-                )
-            )
-    return requests
-
-
-def _instance_or_none(context) -> dg.DagsterInstance | None:
-    """The sensor's instance (None for a test context built without one)."""
-    try:
-        return context.instance
-    except dg.DagsterInvariantViolationError:
-        return None
-
-
-def policy_run_requests(
-    instance: dg.DagsterInstance | None, dates: Iterable[date], *, run_key_prefix: str, tags: dict[str, str]
-) -> list[dg.RunRequest]:
-    """``features.policy_features`` for the trade dates among ``dates`` that do not have it yet.
-
-    The matrix row of (D, root) waits for the policy features of D (a date-only asset that cannot
-    share the date x root runs), so a sensor that loads new trade dates asks for them at once, beside
-    the raw run, instead of leaving them to a later automation tick.
-    """
-    done = instance.get_materialized_partitions(POLICY_FEATURES) if instance is not None else set()
-    wanted = sorted({d for d in dates if d.isoformat() not in done})
-    requests = []
-    for d0, d1 in weekday_runs(wanted):
-        run_tags = dict(tags)
-        key = None
-        if d0 == d1:
-            key = d0.isoformat()
-        else:
-            run_tags.update({RANGE_START: d0.isoformat(), RANGE_END: d1.isoformat()})
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{run_key_prefix}|policy_features|{d0.isoformat()}|{d1.isoformat()}",
-                job_name=POLICY_JOB_NAME, partition_key=key, tags=run_tags,
-            )
-        )
-    return requests
-
 
 # --------------------------------------------------------------------------------------------------
 # Databento API availability
@@ -249,7 +144,7 @@ def api_sensor_factory(jobs: Sequence, minimum_interval_seconds: int | None = No
             wanted, universe, run_key_prefix="api", tags=tags, run_config=API_RUN_CONFIG, job_name=RAW_JOB_NAME
         )
         if requests:
-            requests += policy_run_requests(_instance_or_none(context), {d for d, _ in wanted}, run_key_prefix="api", tags=tags)
+            requests += policy_run_requests(instance_or_none(context), {d for d, _ in wanted}, run_key_prefix="api", tags=tags)
         if not requests:
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(f"no newly available trade dates since {cursor or 'start'}"),

@@ -23,6 +23,7 @@ Launch (UI): Jobs -> chimera_whole_graph -> Launchpad, config::
 """
 
 
+from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
@@ -65,46 +66,51 @@ def parse_config(config: WholeGraphConfig) -> tuple[date, date, list[str], str]:
     return start, end, roots, config.source
 
 
-@dg.op(
-    description="Materialize every asset for [start, end] x roots in a few range runs (as `chimera run`).",
-    out=dg.Out(dg.Nothing),
-)
-def run_whole_graph(context: dg.OpExecutionContext, config: WholeGraphConfig):
-    from chimera_assets.definitions import build_definitions
-    from chimera_assets.runner import format_summary, run_graph
-    from chimera_assets.settings import get_settings
-    from chimera_assets.warehouse import get_warehouse
+def whole_graph_job(build_definitions: Callable[[str], dg.Definitions]) -> dg.JobDefinition:
+    """The job over the definitions ``build_definitions(source_mode)`` returns (the code location's
+    builder, passed in so this module does not import the definitions that include it)."""
 
-    start, end, roots, source = parse_config(config)
-    defs = build_definitions(source_mode=source)
-    summary = run_graph(
-        defs, start, end, roots, context.instance, get_warehouse(get_settings()),
-        progress=context.log.info, include_training=config.include_training,
-        extra_tags={PARENT_RUN_TAG: context.run_id},
+    @dg.op(
+        description="Materialize every asset for [start, end] x roots in a few range runs (as `chimera run`).",
+        out=dg.Out(dg.Nothing),
     )
-    context.log.info(format_summary(summary))
-    meta = {
-        "stages": dg.MetadataValue.md("\n".join(
-            f"- {s.name}: {'ok' if s.success else 'FAILED'} in {s.seconds:.1f}s" for s in summary.stages
-        )),
-        "checks_passed": summary.checks_passed,
-        "checks_failed": len(summary.checks_failed),
-        "rows_per_table": dg.MetadataValue.json(summary.rows_per_table),
-    }
-    if not summary.success or summary.checks_failed:
-        failed = [s for s in summary.stages if not s.success]
-        why = failed[0].error if failed else f"blocking checks failed: {', '.join(summary.checks_failed[:10])}"
-        raise dg.Failure(description=f"whole graph {start}..{end} x {','.join(roots)}: {why}", metadata=meta)
-    return dg.Output(None, metadata=meta)
+    def run_whole_graph(context: dg.OpExecutionContext, config: WholeGraphConfig):
+        from chimera_assets.runner import format_summary, run_graph
+        from chimera_assets.settings import get_settings
+        from chimera_assets.warehouse import get_warehouse
+
+        start, end, roots, source = parse_config(config)
+        defs = build_definitions(source)
+        summary = run_graph(
+            defs, start, end, roots, context.instance, get_warehouse(get_settings()),
+            progress=context.log.info, include_training=config.include_training,
+            extra_tags={PARENT_RUN_TAG: context.run_id},
+        )
+        context.log.info(format_summary(summary))
+        meta = {
+            "stages": dg.MetadataValue.md("\n".join(
+                f"- {s.name}: {'ok' if s.success else 'FAILED'} in {s.seconds:.1f}s" for s in summary.stages
+            )),
+            "checks_passed": summary.checks_passed,
+            "checks_failed": len(summary.checks_failed),
+            "rows_per_table": dg.MetadataValue.json(summary.rows_per_table),
+        }
+        if not summary.success or summary.checks_failed:
+            failed = [s for s in summary.stages if not s.success]
+            why = failed[0].error if failed else f"blocking checks failed: {', '.join(summary.checks_failed[:10])}"
+            raise dg.Failure(description=f"whole graph {start}..{end} x {','.join(roots)}: {why}", metadata=meta)
+        return dg.Output(None, metadata=meta)
 
 
-@dg.job(
-    name=WHOLE_GRAPH_JOB,
-    description=(
-        "The whole graph for a date range and roots in a few range runs, like `chimera run` (use it "
-        "instead of the Lineage page's 'Materialize all'). Config: ops.run_whole_graph.config."
-    ),
-    executor_def=dg.in_process_executor,
-)
-def whole_graph_job():
-    run_whole_graph()
+    @dg.job(
+        name=WHOLE_GRAPH_JOB,
+        description=(
+            "The whole graph for a date range and roots in a few range runs, like `chimera run` (use it "
+            "instead of the Lineage page's 'Materialize all'). Config: ops.run_whole_graph.config."
+        ),
+        executor_def=dg.in_process_executor,
+    )
+    def whole_graph():
+        run_whole_graph()
+
+    return whole_graph

@@ -272,6 +272,7 @@ def test_automation_waits_for_a_started_whole_graph_run_even_on_its_first_tick(d
 
 @pytest.mark.slow
 def test_whole_graph_job_runs_like_the_cli_and_leaves_nothing_to_rerun(defs, tmp_path, monkeypatch):
+    from chimera_assets.definitions import build_definitions
     from chimera_assets.lib.job_names import PARENT_RUN_TAG
     from chimera_assets.whole_graph import whole_graph_job
 
@@ -281,7 +282,7 @@ def test_whole_graph_job_runs_like_the_cli_and_leaves_nothing_to_rerun(defs, tmp
     instance = dg.DagsterInstance.ephemeral()
     when = datetime(2024, 3, 8, 18, 0, tzinfo=CT)
     tick1 = _tick(defs, instance, when=when)
-    result = whole_graph_job.execute_in_process(
+    result = whole_graph_job(build_definitions).execute_in_process(
         run_config=_whole_graph_config("2024-03-04", "2024-03-08", "ZL"), instance=instance
     )
     assert result.success
@@ -310,7 +311,7 @@ def test_whole_graph_job_rejects_bad_config_naming_the_input(tmp_path, monkeypat
         (_whole_graph_config("2024-3-x", "2024-03-04", "ZL"), "2024-3-x"),
         (_whole_graph_config("2024-03-04", "2024-03-08", "ZL", source="ftp"), "ftp"),
     ):
-        result = whole_graph_job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        result = whole_graph_job(build_definitions).execute_in_process(run_config=config, instance=instance, raise_on_error=False)
         assert not result.success
         failure = next(ev for ev in result.all_events if ev.is_step_failure)
         assert needle in failure.step_failure_data.error.message

@@ -145,22 +145,10 @@ def test_finder_reports_a_cycle(tmp_path):
     assert find_cycles(import_graph(module_files(pkg))) == []
 
 
-# Cycles in modules that other work of issue 17 is rewriting (the sensors split, the runner/whole-graph
-# job); each needs more than an import-line change. Listed by their modules so that any NEW cycle fails,
-# and so that an entry that no longer exists fails too (delete it then): the list can only shrink.
-KNOWN_CYCLES = {
-    frozenset({"chimera_assets.landing_sensor", "chimera_assets.sensors"}),
-    frozenset({"chimera_assets.definitions", "chimera_assets.whole_graph"}),
-}
-
-
 def test_no_import_cycle():
     root = Path(chimera_assets.__file__).parent
     files = module_files(root)
     graph = import_graph(files)
     assert sum(len(v) for v in graph.values()) > len(files) // 2, "the graph has (almost) no edges: parsing broke"
     cycles = find_cycles(graph)
-    new = [c for c in cycles if frozenset(c) not in KNOWN_CYCLES]
-    assert not new, "import cycles in chimera_assets:\n" + "\n".join(" -> ".join(c) for c in new)
-    gone = KNOWN_CYCLES - {frozenset(c) for c in cycles}
-    assert not gone, f"no longer a cycle, remove it from KNOWN_CYCLES: {sorted(sorted(c) for c in gone)}"
+    assert not cycles, "import cycles in chimera_assets:\n" + "\n".join(" -> ".join(c) for c in cycles)
