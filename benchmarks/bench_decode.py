@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chimera_assets.dbn.decode import decode_dbn_file
 from chimera_assets.dbn.diagnostics import DecodeStats
-from chimera_assets.demo_data import demo_dbn_bytes
+from chimera_assets.demo.data import demo_dbn_bytes
 
 BATCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "databento-batch"
 

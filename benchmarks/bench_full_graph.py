@@ -149,7 +149,7 @@ def _instance(variant: str, home: Path):
         os.environ["DAGSTER_HOME"] = str(dh)
         return dg.DagsterInstance.get()
     if variant in ("sqlite_batched", "chimera"):
-        from chimera_assets.instance import get_instance
+        from chimera_assets.lib.instance import get_instance
 
         if variant == "sqlite_batched":
             os.environ["DAGSTER_HOME"] = str(dh)
@@ -172,7 +172,7 @@ def _instance(variant: str, home: Path):
 
 def worker_graph(task: dict) -> dict:
     from chimera_assets.definitions import build_definitions
-    from chimera_assets.runner import run_graph, table_row_counts
+    from chimera_assets.lib.runner import run_graph, table_row_counts
     from chimera_assets.warehouse import get_warehouse
 
     quiet_dagster()
@@ -211,8 +211,8 @@ def noop_definitions(metadata: str, n_assets: int = NOOP_ASSETS):
     a chain of dependencies) returning the metadata the IO manager records per write."""
     import dagster as dg
 
-    from chimera_assets.io_manager import row_count_metadata, written_metadata
-    from chimera_assets.partitions import date_symbol_partitions
+    from chimera_assets.lib.io_manager import row_count_metadata, written_metadata
+    from chimera_assets.lib.partitions import date_symbol_partitions
     from chimera_assets.schemas import OHLCV_1H
     from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 
@@ -239,8 +239,8 @@ def noop_definitions(metadata: str, n_assets: int = NOOP_ASSETS):
 
 
 def worker_noop(task: dict) -> dict:
-    from chimera_assets.partitions import weekday_dates
-    from chimera_assets.runner import QUIET
+    from chimera_assets.lib.partitions import weekday_dates
+    from chimera_assets.lib.runner import QUIET
 
     quiet_dagster()
     instance = _instance(task["variant"], Path(os.environ["CHIMERA_HOME"]))

@@ -52,8 +52,8 @@ def worker_incremental(task: dict) -> dict:
     import polars as pl
 
     from chimera_assets.definitions import build_definitions
-    from chimera_assets.demo_data import write_demo_files
-    from chimera_assets.runner import run_graph
+    from chimera_assets.demo.data import write_demo_files
+    from chimera_assets.lib.runner import run_graph
     from chimera_assets.schemas import DAILY_ML_MATRIX
     from chimera_assets.warehouse import get_warehouse
 
@@ -88,7 +88,7 @@ def worker_incremental(task: dict) -> dict:
     # The training tables afterwards: the same selection and call as run_graph's last stage.
     import dagster as dg
 
-    from chimera_assets.runner import QUIET
+    from chimera_assets.lib.runner import QUIET
     from chimera_assets.schemas import training_table
 
     sel = {dg.AssetKey(["training", training_table(r).name]) for r in roots}

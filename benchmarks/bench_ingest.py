@@ -183,7 +183,7 @@ def size_window(size: int, quick: bool, end: dt.date) -> tuple[dt.date, dt.date]
 def ensure_files(data_dir: Path, start: dt.date, end: dt.date) -> tuple[list[Path], float]:
     """Monthly SYNTHETIC ohlcv-1m files for the 7 roots over [start, end), generated once into
     ``data_dir`` (a month already generated is reused: the data is deterministic for the seed)."""
-    from chimera_assets.demo_data import write_demo_files
+    from chimera_assets.demo.data import write_demo_files
 
     cache = data_dir / "ohlcv-1m-7roots-seed7"
     cache.mkdir(parents=True, exist_ok=True)
@@ -282,13 +282,13 @@ class StubContext:
 def without_audits() -> None:
     """Run the raw loads without their write audits (the ``audits: False`` task): the assets ask
     ``audit_for`` for each table's audit, so answer None."""
-    import chimera_assets.assets.market_data as market_data
+    import chimera_assets.defs.market_data.assets as market_data
 
     market_data.audit_for = lambda spec: None
 
 
 def _keys(task: dict) -> tuple[list[str], str, str]:
-    from chimera_assets.partitions import partition_keys_for, weekday_dates
+    from chimera_assets.lib.partitions import partition_keys_for, weekday_dates
 
     start, end = dt.date.fromisoformat(task["start"]), dt.date.fromisoformat(task["end"])
     dates = weekday_dates(start, end - dt.timedelta(days=1))
@@ -299,8 +299,8 @@ def worker_ingest(task: dict) -> dict:
     import databento  # noqa: F401 - imported lazily by the header reader; import cost is not ingest cost
     import polars as pl
 
-    from chimera_assets.assets.market_data import ingest_partitions
-    from chimera_assets.resources import DatabentoSource
+    from chimera_assets.defs.market_data.assets import ingest_partitions
+    from chimera_assets.lib.resources import DatabentoSource
     from chimera_assets.schemas import OHLCV_1M
     from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
 

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600)
     args = ap.parse_args(argv)
     roots = args.roots.split(",")
-    from chimera_assets.demo_data import write_demo_files
+    from chimera_assets.demo.data import write_demo_files
 
     out: dict = {"benchmark": "sensor_latency", "machine": machine_snapshot(), "roots": roots,
                  "sensor_interval_s": int(args.interval)}

@@ -169,7 +169,7 @@ class Server:
 
 
 def _partition_keys(start: str, end: str, roots: list[str]) -> list[str]:
-    from chimera_assets.partitions import weekday_dates
+    from chimera_assets.lib.partitions import weekday_dates
 
     days = weekday_dates(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
     return [f"{d.isoformat()}|{r}" for d in days for r in roots]

@@ -8,7 +8,7 @@
     chimera ui [--port 3000]         # the Dagster UI on the same instance, http://127.0.0.1:3000
 
 Runs are recorded in the persistent Dagster instance at ``$DAGSTER_HOME`` (default
-``$CHIMERA_HOME/dagster``, see chimera_assets/instance.py), so ``chimera ui`` shows them.
+``$CHIMERA_HOME/dagster``, see chimera_assets/lib/instance.py), so ``chimera ui`` shows them.
 
 Exit status: 0 on success, 1 when a run or a blocking check failed, 2 on bad arguments/inputs.
 """
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the runs in a throwaway in-memory Dagster instance (nothing shows in the UI)",
     )
     _add_ui_parser(sub)
-    from chimera_assets.export import add_export_parser
+    from chimera_assets.training.export import add_export_parser
 
     add_export_parser(sub)  # chimera export: a training set to parquet/CSV
     from chimera_assets.warehouse.bigquery_migrate import add_parser as add_bigquery_parser
@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from chimera_assets.runner import RunInputError, format_summary, run_graph, validate_range
+    from chimera_assets.lib.runner import RunInputError, format_summary, run_graph, validate_range
     from chimera_assets.universe import UniverseConfigError, get_universe
     from chimera_assets.warehouse import get_warehouse
 
@@ -107,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
     if args.demo:
-        from chimera_assets.demo_data import write_demo_files
+        from chimera_assets.demo.data import write_demo_files
 
         demo_dir = settings.home / "demo_landing"
         # A month of history before the range lets the first sessions get their lookback features.
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ephemeral_instance:
         instance = dg.DagsterInstance.ephemeral()
     else:
-        from chimera_assets.instance import get_instance
+        from chimera_assets.lib.instance import get_instance
 
         instance, status = get_instance()
         if status.notice:
@@ -151,7 +151,7 @@ def ui_command(port: int) -> tuple[list[str], dict[str, str]]:
     import yaml
 
     import chimera_assets
-    from chimera_assets.instance import child_process_env
+    from chimera_assets.lib.instance import child_process_env
 
     env, status = child_process_env()
     if status.notice:
@@ -183,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ui":
         return cmd_ui(args)
-    from chimera_assets.instance import apply_bookkeeping_env
+    from chimera_assets.lib.instance import apply_bookkeeping_env
 
-    # Event batching and one "planned" event per asset and run (chimera_assets/instance.py): Dagster
+    # Event batching and one "planned" event per asset and run (chimera_assets/lib/instance.py): Dagster
     # reads both in the process that stores the events, here this one.
     apply_bookkeeping_env()
     # Beta/preview notices about Dagster APIs are for developers, not for people running the pipeline.
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return cmd_run(args)
     if args.command == "export":
-        from chimera_assets.export import cmd_export
+        from chimera_assets.training.export import cmd_export
 
         return cmd_export(args)
     if args.command == "bigquery":

@@ -1,4 +1,4 @@
-"""The code location: every asset, check, sensor and resource of chimera.
+"""The code location: the domains of ``chimera_assets/defs`` merged with the shared resources.
 
 Building it opens no connection and reads only the packaged YAML files.
 """
@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-import chimera_assets.dagster_warnings  # noqa: F401 - first: silences the beta notices of the APIs used on purpose
-from chimera_assets.assets.features import FEATURE_ASSETS
-from chimera_assets.assets.market_data import RAW_ASSETS
-from chimera_assets.assets.quality_report import QUALITY_ASSETS
-from chimera_assets.assets.reference import REFERENCE_ASSETS
-from chimera_assets.assets.training import training_assets
-from chimera_assets.instance import apply_bookkeeping_env
-from chimera_assets.io_manager import WarehouseIOManager, with_table_metadata
-from chimera_assets.lib.automation.flows import with_automation
-from chimera_assets.lib.automation.sensor import automation_sensor
+import chimera_assets.lib.dagster_warnings  # noqa: F401 - first: silences the beta notices of the APIs used on purpose
+from chimera_assets.defs import features, market_data, ops, reference, training
 from chimera_assets.lib.checks.build import build_checks
+from chimera_assets.lib.instance import apply_bookkeeping_env
+from chimera_assets.lib.io_manager import WarehouseIOManager
+from chimera_assets.lib.resources import DatabentoSource, PolicySource, deployment_fields
 from chimera_assets.lib.warehouse_resource import warehouse_resource
-from chimera_assets.resources import DatabentoSource, PolicySource, deployment_fields
-from chimera_assets.sensors import build_sensors_and_schedules
-from chimera_assets.whole_graph import whole_graph_job
 
 
 def build_definitions(
@@ -34,16 +26,12 @@ def build_definitions(
     options, or EnvVars for the code location); ``api_key``: ``dg.EnvVar`` only, never a value.
     None: the deployment's settings, resolved where used (resources.py)."""
     warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
-    auto = build_sensors_and_schedules()  # landing + API sensors, the daily safety net, their jobs
-    return dg.Definitions(
-        assets=[
-            *with_table_metadata(with_automation([*RAW_ASSETS, *REFERENCE_ASSETS, *FEATURE_ASSETS, *training_assets()])),
-            *QUALITY_ASSETS,
-        ],
-        asset_checks=build_checks(),
-        jobs=[*auto.jobs, whole_graph_job(build_definitions)],  # the UI's whole-graph path (whole_graph.py)
-        sensors=[*auto.sensors, automation_sensor()],
-        schedules=auto.schedules,
+    checks = build_checks()  # each domain takes the checks of its own assets
+    domains = [market_data.defs(checks), reference.defs(checks), features.defs(checks), training.defs(checks)]
+    placed = {id(c) for d in domains for c in d.asset_checks or []}
+    # ops holds the checks over several domains' assets, so no check is left out
+    domains.append(ops.defs([c for c in checks if id(c) not in placed], build_definitions))
+    shared = dg.Definitions(
         # Steps run one after another in the run's process: a step subprocess costs 5-15 s of imports
         # and DuckDB allows one writer at a time anyway (sensor/automation runs are small).
         executor=dg.in_process_executor,
@@ -54,10 +42,11 @@ def build_definitions(
             "policy": PolicySource(policy_dir=policy_dir),
         },
     )
+    return dg.Definitions.merge(*domains, shared)
 
 
 # The code server and every run worker (UI launches, backfills, sensor runs) import this module: the
 # event bookkeeping settings reach the run worker from here even when `dagster dev` was started
-# without them (a value set in the environment wins; chimera_assets/instance.py).
+# without them (a value set in the environment wins; chimera_assets/lib/instance.py).
 apply_bookkeeping_env()
 defs = build_definitions(**deployment_fields())  # the UI shows which variable each field comes from

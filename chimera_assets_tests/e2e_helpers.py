@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from chimera_assets.definitions import build_definitions
-from chimera_assets.runner import RunSummary, run_graph
+from chimera_assets.lib.runner import RunSummary, run_graph
 from chimera_assets.schemas import ALL_TABLES, TableSpec, training_table
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse import Warehouse, get_warehouse

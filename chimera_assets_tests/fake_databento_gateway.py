@@ -3,7 +3,7 @@
 Runs ``http.server`` on 127.0.0.1 (random port) in a daemon thread. Endpoints (API version 0):
 
 * ``POST /v0/timeseries.get_range`` (form: dataset, start, end, symbols, schema, stype_in,
-  stype_out, encoding, compression) -> zstd DBN bytes from :func:`chimera_assets.demo_data.demo_dbn_bytes`
+  stype_out, encoding, compression) -> zstd DBN bytes from :func:`chimera_assets.demo.data.demo_dbn_bytes`
   (``ROOT.v.0`` or bare roots; ohlcv-1m/1h/1d); other schemas/symbol types -> 422 JSON.
 * ``GET /v0/metadata.get_dataset_range?dataset=`` -> JSON ``{start, end, schema: {name: {start, end}}}``.
 * ``GET|POST /v0/metadata.get_cost`` -> a JSON number (USD), proportional to days x symbols.
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from chimera_assets.demo_data import SUPPORTED_DEMO_SCHEMAS, demo_dbn_bytes
+from chimera_assets.demo.data import SUPPORTED_DEMO_SCHEMAS, demo_dbn_bytes
 
 GET_RANGE = "timeseries.get_range"
 DATASET_RANGE = "metadata.get_dataset_range"

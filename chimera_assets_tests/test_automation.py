@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from chimera_assets.asset_keys import (
+from chimera_assets.definitions import build_definitions
+from chimera_assets.demo.data import write_demo_files
+from chimera_assets.lib.asset_keys import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,
     GOLDEN_ZONE,
@@ -22,10 +24,8 @@ from chimera_assets.asset_keys import (
     RAW_1H,
     SESSION_BARS,
 )
-from chimera_assets.definitions import build_definitions
-from chimera_assets.demo_data import write_demo_files
 from chimera_assets.lib.automation.sensor import AUTOMATION_SENSOR_NAME
-from chimera_assets.partitions import weekday_dates
+from chimera_assets.lib.partitions import weekday_dates
 
 CHAIN = [SESSION_BARS, MARKET_FEATURES, PIVOTS, GOLDEN_ZONE, CONSOLIDATED, DAILY_ML_MATRIX]
 HOLIDAY = date(2024, 3, 29)  # Good Friday: CME closed, so no partition of that date ever exists
@@ -273,8 +273,8 @@ def test_automation_waits_for_a_started_whole_graph_run_even_on_its_first_tick(d
 @pytest.mark.slow
 def test_whole_graph_job_runs_like_the_cli_and_leaves_nothing_to_rerun(defs, tmp_path, monkeypatch):
     from chimera_assets.definitions import build_definitions
+    from chimera_assets.defs.ops.whole_graph import whole_graph_job
     from chimera_assets.lib.job_names import PARENT_RUN_TAG
-    from chimera_assets.whole_graph import whole_graph_job
 
     landing = tmp_path / "landing"
     write_demo_files(landing, ["ZL"], date(2024, 2, 26), date(2024, 3, 9))
@@ -302,7 +302,7 @@ def test_whole_graph_job_runs_like_the_cli_and_leaves_nothing_to_rerun(defs, tmp
 
 
 def test_whole_graph_job_rejects_bad_config_naming_the_input(tmp_path, monkeypatch):
-    from chimera_assets.whole_graph import whole_graph_job
+    from chimera_assets.defs.ops.whole_graph import whole_graph_job
 
     instance = dg.DagsterInstance.ephemeral()
     for config, needle in (

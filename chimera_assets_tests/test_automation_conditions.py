@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from chimera_assets.defs.ops.whole_graph import WHOLE_GRAPH_JOB
 from chimera_assets.lib.automation.conditions import (
     UNFINISHED_RUN_STATUSES,
     DepsUpdated,
@@ -18,8 +19,7 @@ from chimera_assets.lib.automation.conditions import (
     next_trade_dates,
     since_last_handled,
 )
-from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, trade_date_partitions
-from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
+from chimera_assets.lib.partitions import DATE_DIM, SYMBOL_DIM, trade_date_partitions
 
 AC = dg.AutomationCondition
 CT = ZoneInfo("America/Chicago")

@@ -314,8 +314,8 @@ def test_conflicts_rate_limits_and_failed_loads_are_retried(bigquery_warehouse):
 def test_dagster_resource_labels_jobs_with_the_run_and_records_job_metadata(bigquery_session, monkeypatch):  # noqa: F811
     from google.cloud import bigquery as bq
 
-    from chimera_assets.io_manager import WarehouseIOManager
-    from chimera_assets.warehouse.bigquery_resource import BigQueryWarehouseResource
+    from chimera_assets.lib.bigquery_resource import BigQueryWarehouseResource
+    from chimera_assets.lib.io_manager import WarehouseIOManager
 
     prefix = f"{bigquery_session.root_prefix}dg_"
     resource = BigQueryWarehouseResource(project=EMULATOR_PROJECT, location="US", dataset_prefix=prefix,
@@ -347,7 +347,7 @@ def test_dagster_resource_labels_jobs_with_the_run_and_records_job_metadata(bigq
 
 
 def test_definitions_show_bigquery_settings_as_resource_fields(monkeypatch):
-    from chimera_assets.io_manager import WarehouseResource
+    from chimera_assets.lib.io_manager import WarehouseResource
     from chimera_assets.lib.warehouse_resource import warehouse_resource
 
     assert type(warehouse_resource()) is WarehouseResource  # DuckDB: zero config

@@ -7,15 +7,15 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets.assets.features import FEATURE_ASSETS
-from chimera_assets.assets.market_data import RAW_ASSETS
-from chimera_assets.assets.reference import REFERENCE_ASSETS
-from chimera_assets.demo_data import write_demo_files
-from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.defs.features.assets import FEATURE_ASSETS
+from chimera_assets.defs.market_data.assets import RAW_ASSETS
+from chimera_assets.defs.reference.assets import REFERENCE_ASSETS
+from chimera_assets.demo.data import write_demo_files
 from chimera_assets.lib.checks.build import build_checks
 from chimera_assets.lib.checks.table_checks import checked_label
+from chimera_assets.lib.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.lib.resources import DatabentoSource, PolicySource
 from chimera_assets.quality.registry import RULES
-from chimera_assets.resources import DatabentoSource, PolicySource
 
 RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])
 

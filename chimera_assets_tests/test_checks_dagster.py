@@ -10,16 +10,16 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from chimera_assets import io_manager
-from chimera_assets.assets.features import FEATURE_ASSETS
-from chimera_assets.assets.market_data import RAW_ASSETS
-from chimera_assets.assets.quality_report import QUALITY_ASSETS, REPORT_KEY
-from chimera_assets.assets.reference import REFERENCE_ASSETS
-from chimera_assets.assets.training import training_assets
-from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.defs.features.assets import FEATURE_ASSETS
+from chimera_assets.defs.market_data.assets import RAW_ASSETS
+from chimera_assets.defs.ops.quality_report import QUALITY_ASSETS, REPORT_KEY
+from chimera_assets.defs.reference.assets import REFERENCE_ASSETS
+from chimera_assets.defs.training.assets import training_assets
+from chimera_assets.lib import io_manager
 from chimera_assets.lib.checks.audits import audit_for, make_audit
 from chimera_assets.lib.checks.build import build_checks
-from chimera_assets.resources import DatabentoSource, PolicySource
+from chimera_assets.lib.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.lib.resources import DatabentoSource, PolicySource
 from chimera_assets.schemas import ALL_TABLES, DAILY_ML_MATRIX, OHLCV_1H, SESSION_BARS, training_table
 from chimera_assets.warehouse.base import AuditFailed, Slice
 from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
@@ -180,7 +180,7 @@ def test_high_below_low_is_blocked_table_unchanged_matrix_not_materialized(tmp_p
     before_m = wh.read(DAILY_ML_MATRIX)
     assert before_sb.height == 7 and before_m.height == 7  # 8 partitions, Labor Day has no session
 
-    import chimera_assets.assets.features as features
+    import chimera_assets.defs.features.assets as features
 
     real_build = features.build_session_bars
 

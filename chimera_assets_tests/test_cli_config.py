@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from chimera_assets.cli import main
-from chimera_assets.demo_data import write_demo_files
-from chimera_assets.instance import BOOKKEEPING_ENV
+from chimera_assets.demo.data import write_demo_files
+from chimera_assets.lib.instance import BOOKKEEPING_ENV
 from chimera_assets.schemas import LOAD_STATE, OHLCV_1H, POLICY_EVENTS
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse import get_warehouse
@@ -97,9 +97,9 @@ def test_resources_show_the_configured_directories(tmp_path):
 
 def test_policy_events_read_the_policy_resource_directory(tmp_path, monkeypatch):
     """The asset takes its directory from the resource (shown in the UI), not from the environment."""
-    from chimera_assets.assets.reference import policy_events
-    from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
-    from chimera_assets.resources import PolicySource
+    from chimera_assets.defs.reference.assets import policy_events
+    from chimera_assets.lib.io_manager import WarehouseIOManager, WarehouseResource
+    from chimera_assets.lib.resources import PolicySource
 
     monkeypatch.setenv("CHIMERA_POLICY_DIR", str(tmp_path / "not_this_one"))
     _policy_csv(tmp_path / "policy")
@@ -119,7 +119,7 @@ def test_the_code_location_names_the_variables_its_fields_come_from(tmp_path, mo
     """The UI's definitions take the deployment's values as EnvVars: the UI shows the variable, the key's
     value appears nowhere in the definitions, and runs resolve them (also with a partial run config)."""
     from chimera_assets.definitions import build_definitions
-    from chimera_assets.resources import deployment_fields
+    from chimera_assets.lib.resources import deployment_fields
 
     secret = "db-NOT-A-REAL-KEY-42"
     _policy_csv(tmp_path / "policy")
@@ -146,7 +146,7 @@ def test_the_code_location_names_the_variables_its_fields_come_from(tmp_path, mo
 def test_an_unresolved_envvar_field_still_gives_the_directory(tmp_path, monkeypatch):
     """``runner.py`` calls ``landing_path()`` on the resource object of the definitions, before Dagster
     resolves its fields: an EnvVar there means the variable's value, not its name."""
-    from chimera_assets.resources import DatabentoSource, PolicySource
+    from chimera_assets.lib.resources import DatabentoSource, PolicySource
 
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(tmp_path / "l"))
     monkeypatch.setenv("CHIMERA_POLICY_DIR", str(tmp_path / "p"))

@@ -9,8 +9,8 @@ from datetime import date
 import dagster as dg
 
 from chimera_assets.definitions import build_definitions
-from chimera_assets.demo_data import write_demo_files
-from chimera_assets.runner import run_graph
+from chimera_assets.demo.data import write_demo_files
+from chimera_assets.lib.runner import run_graph
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse import get_warehouse
 

@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from chimera_assets.event_storage import BatchingSqliteEventLogStorage
+from chimera_assets.lib.event_storage import BatchingSqliteEventLogStorage
 
 DATES = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-21")
 ROOTS = dg.StaticPartitionsDefinition(["ES", "MES", "ZL"])
@@ -54,7 +54,7 @@ JOB = dg.Definitions(assets=[bars, features, report], asset_checks=[features_row
 
 
 def _sqlite_yaml(home: Path, batched: bool) -> str:
-    cls = ("chimera_assets.event_storage", "BatchingSqliteEventLogStorage") if batched else (
+    cls = ("chimera_assets.lib.event_storage", "BatchingSqliteEventLogStorage") if batched else (
         "dagster._core.storage.event_log", "SqliteEventLogStorage")
     return f"""telemetry:
   enabled: false
@@ -254,7 +254,7 @@ def test_batched_postgres_storage_stores_the_stock_rows(tmp_path, monkeypatch, p
 def test_chimera_run_records_in_a_postgres_instance(tmp_path, monkeypatch, postgres_url, capsys):
     """The production dagster.yaml of docs/deployment.md (psycopg2 URL) works for ``chimera run``."""
     from chimera_assets.cli import main
-    from chimera_assets.instance import ensure_dagster_home
+    from chimera_assets.lib.instance import ensure_dagster_home
 
     url = postgres_url()
     home = tmp_path / "dagster"

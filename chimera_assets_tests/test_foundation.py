@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chimera_assets.partitions import date_symbol_partitions, parse_partition_key, trade_date_partitions
+from chimera_assets.lib.partitions import date_symbol_partitions, parse_partition_key, trade_date_partitions
 from chimera_assets.settings import SettingsError, get_settings
 from chimera_assets.universe import UniverseConfigError, get_universe, load_universe
 

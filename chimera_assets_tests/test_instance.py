@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from chimera_assets.event_storage import BatchingSqliteEventLogStorage
-from chimera_assets.instance import (
+from chimera_assets.lib.event_storage import BatchingSqliteEventLogStorage
+from chimera_assets.lib.instance import (
     BOOKKEEPING_ENV,
     apply_bookkeeping_env,
     dagster_home,

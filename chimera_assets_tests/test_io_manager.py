@@ -8,11 +8,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from chimera_assets.assets.common import lookback
 from chimera_assets.definitions import build_definitions
-from chimera_assets.io_manager import WarehouseIOManager, WarehouseResource
-from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys
-from chimera_assets.runner import root_cause
+from chimera_assets.lib.asset_common import lookback
+from chimera_assets.lib.io_manager import WarehouseIOManager, WarehouseResource
+from chimera_assets.lib.partitions import date_symbol_partitions, parse_partition_keys
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import SESSION_BARS
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.frames import rows_for, session_rows

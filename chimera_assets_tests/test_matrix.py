@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from chimera_assets import schemas
-from chimera_assets.matrix import (
+from chimera_assets.features.matrix import (
     RegimeCoverageError,
     build_consolidated,
     build_daily_ml_matrix,

@@ -29,19 +29,19 @@ def test_a_range_run_logs_no_dagster_notices(isolated_home, monkeypatch):
     """A ranged run of the whole date x root chain (what a UI backfill run executes), every warning on."""
     import warnings
 
-    from chimera_assets.demo_data import write_demo_files
+    from chimera_assets.demo.data import write_demo_files
 
     landing = isolated_home / "landing"
     write_demo_files(landing, ["ZL"], date(2024, 2, 26), date(2024, 3, 9))
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
     from chimera_assets.definitions import build_definitions
-    from chimera_assets.runner import run_graph
+    from chimera_assets.lib.runner import run_graph
     from chimera_assets.settings import get_settings
     from chimera_assets.warehouse import get_warehouse
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        import chimera_assets.dagster_warnings as dw
+        import chimera_assets.lib.dagster_warnings as dw
 
         dw.silence_known_notices()  # what importing chimera_assets.definitions installs
         summary = run_graph(build_definitions(), date(2024, 3, 4), date(2024, 3, 8), ["ZL"],
@@ -53,8 +53,8 @@ def test_a_range_run_logs_no_dagster_notices(isolated_home, monkeypatch):
 
 
 def test_quality_chart_is_an_inline_markdown_image(isolated_home):
-    from chimera_assets.assets.quality_report import QUALITY_ASSETS, REPORT_KEY
-    from chimera_assets.io_manager import WarehouseResource
+    from chimera_assets.defs.ops.quality_report import QUALITY_ASSETS, REPORT_KEY
+    from chimera_assets.lib.io_manager import WarehouseResource
 
     wr = WarehouseResource(duckdb_path=str(isolated_home / "warehouse.duckdb"))
     result = dg.materialize(QUALITY_ASSETS, resources={"warehouse": wr})

@@ -7,7 +7,7 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets.demo_data import write_demo_files
+from chimera_assets.demo.data import write_demo_files
 from chimera_assets_tests.test_automation import (  # noqa: F401 - _quiet is an autouse fixture
     CHAIN,
     NEW_DAY,

@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from chimera_assets.runner import plan_stages, root_blocks
+from chimera_assets.lib.runner import plan_stages, root_blocks
 from chimera_assets.universe import get_universe
 
 RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])

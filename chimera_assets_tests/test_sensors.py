@@ -1,7 +1,7 @@
 """The landing-directory sensor, the Databento availability sensor and the daily safety net, each
 evaluated with a built context (``build_sensor_context`` / ``build_schedule_context``).
 
-Every DBN file here is SYNTHETIC demo data (``chimera_assets.demo_data``).
+Every DBN file here is SYNTHETIC demo data (``chimera_assets.demo.data``).
 """
 
 import shutil
@@ -12,17 +12,23 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from chimera_assets.asset_keys import DAILY_ML_MATRIX, SESSION_BARS
 from chimera_assets.definitions import build_definitions
-from chimera_assets.demo_data import demo_dbn_bytes, write_demo_files
+from chimera_assets.defs.market_data.landing_sensor import LANDING_SENSOR_NAME
+from chimera_assets.defs.market_data.run_requests import (
+    POLICY_JOB_NAME,
+    RANGE_END,
+    RANGE_START,
+    RAW_JOB_NAME,
+    raw_key,
+)
+from chimera_assets.defs.market_data.sensors import API_SENSOR_NAME, SAFETY_NET_NAME
+from chimera_assets.demo.data import demo_dbn_bytes, write_demo_files
 from chimera_assets.ingest import ledger
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.landing_sensor import LANDING_SENSOR_NAME
+from chimera_assets.lib.asset_keys import DAILY_ML_MATRIX, SESSION_BARS
 from chimera_assets.lib.automation.sensor import AUTOMATION_SENSOR_NAME
-from chimera_assets.partitions import date_symbol_partitions, weekday_dates
-from chimera_assets.resources import DatabentoSource
-from chimera_assets.run_requests import POLICY_JOB_NAME, RANGE_END, RANGE_START, RAW_JOB_NAME, raw_key
-from chimera_assets.sensors import API_SENSOR_NAME, SAFETY_NET_NAME
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.partitions import date_symbol_partitions, weekday_dates
+from chimera_assets.lib.resources import DatabentoSource
 from chimera_assets_tests.dagster_helpers import run_range
 from chimera_assets_tests.fake_databento_gateway import FakeDatabentoGateway
 

@@ -103,7 +103,7 @@ def test_process_defaults_never_override_a_value_the_user_set(monkeypatch):
 
 
 def test_building_a_child_environment_leaves_this_process_alone(monkeypatch):
-    from chimera_assets.instance import BOOKKEEPING_ENV, apply_bookkeeping_env, child_process_env
+    from chimera_assets.lib.instance import BOOKKEEPING_ENV, apply_bookkeeping_env, child_process_env
 
     for key in (*BOOKKEEPING_ENV, "DAGSTER_HOME"):
         monkeypatch.delenv(key, raising=False)

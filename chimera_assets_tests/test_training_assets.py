@@ -4,9 +4,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from chimera_assets.assets import training
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.runner import root_cause
+from chimera_assets.defs.training import assets as training
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import training_table
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.training_frames import sessions_per_split

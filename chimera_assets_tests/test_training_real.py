@@ -17,11 +17,11 @@ import pytest
 
 from chimera_assets.cli import main as cli_main
 from chimera_assets.definitions import build_definitions
-from chimera_assets.leakage import THRESHOLDS, leakage_report
 from chimera_assets.lib.checks.audits import audit_for
-from chimera_assets.runner import run_graph
+from chimera_assets.lib.runner import run_graph
 from chimera_assets.schemas import training_table
-from chimera_assets.training_card import kept_rows
+from chimera_assets.training.card import kept_rows
+from chimera_assets.training.leakage import THRESHOLDS, leakage_report
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
 from chimera_assets_tests.conftest import shared_data
 from chimera_assets_tests.frames import frame_hash

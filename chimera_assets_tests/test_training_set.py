@@ -8,13 +8,13 @@ from datetime import date
 import polars as pl
 import pytest
 
-from chimera_assets import training
 from chimera_assets.cli import main as cli_main
-from chimera_assets.export import ExportError, export_training_set
-from chimera_assets.leakage import CHECK_NAME, MIN_PAIRS, THRESHOLDS, leakage_report
 from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.schemas import TARGET_HORIZONS, training_table
-from chimera_assets.training_card import kept_rows, training_card
+from chimera_assets.training import reader as training
+from chimera_assets.training.card import kept_rows, training_card
+from chimera_assets.training.export import ExportError, export_training_set
+from chimera_assets.training.leakage import CHECK_NAME, MIN_PAIRS, THRESHOLDS, leakage_report
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
 from chimera_assets_tests.frames import frame_hash
 from chimera_assets_tests.training_frames import (

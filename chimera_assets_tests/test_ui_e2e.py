@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from chimera_assets.demo_data import write_demo_files
+from chimera_assets.demo.data import write_demo_files
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHIMERA_CHROMIUM", "/usr/bin/chromium")

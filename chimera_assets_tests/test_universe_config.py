@@ -95,7 +95,7 @@ def test_zl_twice_runs_the_market_stage_once(tmp_path, monkeypatch):
     import dagster as dg
 
     from chimera_assets.definitions import build_definitions
-    from chimera_assets.runner import run_graph
+    from chimera_assets.lib.runner import run_graph
     from chimera_assets.settings import get_settings
     from chimera_assets.warehouse import get_warehouse
 

@@ -1,6 +1,6 @@
 """Which policy event files to read, and how a new load combines with the stored events.
 
-Pure functions (file listing and polars); the Dagster shell is ``chimera_assets.assets.reference``.
+Pure functions (file listing and polars); the Dagster shell is ``chimera_assets.defs.reference.assets``.
 
 Sources never delete by absence (SPEC 6.2): with no policy file at all the stored events stay as
 they are, and events whose file is no longer in the directory stay too. Only a file that is present

@@ -1,7 +1,7 @@
 """Session state (SPEC 6.3): is a session complete, and may a date x root partition be empty?
 
 Pure functions over polars frames and the CME calendars of ``pandas_market_calendars``; the Dagster
-shells are in ``chimera_assets.assets.session_gate``.
+shells are in ``chimera_assets.defs.features.session_gate``.
 
 **Complete session.** A session is complete when the loaded data of its root reaches its scheduled
 close (the root's calendar, early closes included): the end of some intraday bar of the root

@@ -23,7 +23,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             return 2
         landing_dir = str(args.landing_dir.resolve())
     from chimera_assets.ingest.prune import apply_prune, format_prune, plan_prune, recorded_source_dirs
-    from chimera_assets.resources import DatabentoSource
+    from chimera_assets.lib.resources import DatabentoSource
     from chimera_assets.settings import get_settings
     from chimera_assets.universe import get_universe
     from chimera_assets.warehouse import get_warehouse

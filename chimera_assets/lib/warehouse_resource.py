@@ -4,7 +4,7 @@ Its own module so that neither the IO manager nor the BigQuery resource imports 
 BigQuery resource subclasses ``io_manager.WarehouseResource``, and this factory needs both.
 """
 
-from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.io_manager import WarehouseResource
 from chimera_assets.settings import get_settings
 
 
@@ -15,6 +15,6 @@ def warehouse_resource() -> WarehouseResource:
     if get_settings().warehouse != "bigquery":
         return WarehouseResource()
     # Imported only here: dagster-gcp costs ~0.8 s of imports that DuckDB users need not pay.
-    from chimera_assets.warehouse.bigquery_resource import bigquery_resource_from_env
+    from chimera_assets.lib.bigquery_resource import bigquery_resource_from_env
 
     return bigquery_resource_from_env()

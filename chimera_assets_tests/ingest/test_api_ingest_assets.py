@@ -7,7 +7,7 @@ import pytest
 
 from chimera_assets.definitions import build_definitions
 from chimera_assets.ingest.ledger import read_ledger
-from chimera_assets.runner import root_cause
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import OHLCV_1H
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.dagster_helpers import run_range

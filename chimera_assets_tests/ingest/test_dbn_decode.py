@@ -307,7 +307,7 @@ def _write_dbn(path: Path, recs: np.ndarray, mappings: dict, schema: str = "ohlc
 
 
 def _bars(iids, ts_list) -> np.ndarray:
-    from chimera_assets.demo_data import OHLCV_DTYPE
+    from chimera_assets.demo.data import OHLCV_DTYPE
 
     recs = np.zeros(len(iids), dtype=OHLCV_DTYPE)
     recs["length"], recs["rtype"], recs["publisher_id"] = 14, 34, 1

@@ -1,4 +1,4 @@
-"""SYNTHETIC demo DBN generator (chimera_assets.demo_data)."""
+"""SYNTHETIC demo DBN generator (chimera_assets.demo.data)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from chimera_assets.dbn.decode import decode_dbn_file
 from chimera_assets.dbn.diagnostics import DecodeStats
 from chimera_assets.dbn.header import read_dbn_metadata
-from chimera_assets.demo_data import (
+from chimera_assets.demo.data import (
     PROFILES,
     contract_schedule,
     demo_contracts,

@@ -9,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from chimera_assets.demo_data import write_demo_files
+from chimera_assets.demo.data import write_demo_files
 from chimera_assets.ingest import coverage, landing, ledger, prune
 from chimera_assets.universe import load_universe
 

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from databento import DBNStore
 
-from chimera_assets.demo_data import write_demo_files
+from chimera_assets.demo.data import write_demo_files
 from chimera_assets.ingest.ledger import read_ledger
-from chimera_assets.runner import root_cause
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import OHLCV_1H
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.conftest import shared_data
@@ -186,7 +186,7 @@ def test_copy_of_real_file_under_another_name_is_skipped_by_sha(tmp_path, monkey
 
 def test_blockwise_backfill_equals_one_block_and_a_bad_file_in_a_late_block_writes_nothing(tmp_path, monkeypatch):
     """Long backfills are built in blocks of trade dates (bounded memory) but written as ONE change."""
-    from chimera_assets.assets import market_data
+    from chimera_assets.defs.market_data import assets as market_data
 
     landing = tmp_path / "landing"
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(landing))
@@ -226,7 +226,7 @@ def test_blockwise_backfill_equals_one_block_and_a_bad_file_in_a_late_block_writ
 def test_an_audit_failing_in_one_block_names_that_blocks_files_only(tmp_path, monkeypatch):
     """The next block is decoded ahead (prefetch) while one is written; a failing audit must still be
     pinned on the files of the block it judged, and nothing is published."""
-    from chimera_assets.assets import market_data
+    from chimera_assets.defs.market_data import assets as market_data
     from chimera_assets.warehouse.base import AuditFailed
 
     landing = tmp_path / "landing"
@@ -256,8 +256,8 @@ def test_an_audit_failing_in_one_block_names_that_blocks_files_only(tmp_path, mo
 
 
 def test_raw_assets_without_landing_files_are_named_and_a_bad_file_keeps_them_all(tmp_path):
-    from chimera_assets.assets.market_data import raw_assets_with_nothing_to_load
-    from chimera_assets.resources import DatabentoSource
+    from chimera_assets.defs.market_data.assets import raw_assets_with_nothing_to_load
+    from chimera_assets.lib.resources import DatabentoSource
 
     landing = tmp_path / "landing"
     write_demo_files(landing, ["ZL"], date(2024, 3, 1), date(2024, 3, 8), files="daily")

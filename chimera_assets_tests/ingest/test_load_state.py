@@ -19,14 +19,14 @@ from databento import DBNStore
 
 from chimera_assets import cli
 from chimera_assets.definitions import build_definitions
+from chimera_assets.defs.market_data.landing_sensor import LANDING_SENSOR_NAME
+from chimera_assets.defs.market_data.run_requests import RANGE_END, RANGE_START, RAW_JOB_NAME
 from chimera_assets.ingest import execute as execute_mod
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.ledger import read_ledger
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.landing_sensor import LANDING_SENSOR_NAME
-from chimera_assets.resources import DatabentoSource
-from chimera_assets.run_requests import RANGE_END, RANGE_START, RAW_JOB_NAME
-from chimera_assets.runner import root_cause
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.resources import DatabentoSource
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import OHLCV_1H, OHLCV_1M
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse import get_warehouse

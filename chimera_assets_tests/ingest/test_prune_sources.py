@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from chimera_assets.cli import main
-from chimera_assets.demo_data import write_demo_files
+from chimera_assets.demo.data import write_demo_files
 
 
 def test_prune_without_landing_dir_keeps_rows_of_files_loaded_from_elsewhere(tmp_path, capsys, monkeypatch):

@@ -168,7 +168,7 @@ def cmd_run_range(args) -> int:
 
     warnings.filterwarnings("ignore")
     from chimera_assets.definitions import build_definitions
-    from chimera_assets.runner import root_cause
+    from chimera_assets.lib.runner import root_cause
     from chimera_assets.warehouse import duckdb_backend
     from chimera_assets_tests.dagster_helpers import run_range
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chimera_assets.demo_data import write_demo_files
-from chimera_assets.runner import root_cause
+from chimera_assets.demo.data import write_demo_files
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import OHLCV_1H, SESSION_BARS
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse, WarehouseLockedError

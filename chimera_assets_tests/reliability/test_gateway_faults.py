@@ -17,7 +17,7 @@ from chimera_assets.definitions import build_definitions
 from chimera_assets.ingest import api_chunks
 from chimera_assets.ingest.databento_api import DatabentoApi
 from chimera_assets.ingest.ledger import file_sha256, read_ledger
-from chimera_assets.runner import root_cause
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import OHLCV_1H
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse import get_warehouse

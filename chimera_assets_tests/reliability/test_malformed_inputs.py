@@ -35,9 +35,9 @@ import zstandard
 
 from chimera_assets import cli
 from chimera_assets.definitions import build_definitions
-from chimera_assets.demo_data import _encode, _to_ns, demo_records, write_demo_files
+from chimera_assets.demo.data import _encode, _to_ns, demo_records, write_demo_files
 from chimera_assets.features.policy_events import MAX_TEXT_CHARS
-from chimera_assets.runner import root_cause
+from chimera_assets.lib.runner import root_cause
 from chimera_assets.schemas import LOAD_STATE
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.dagster_helpers import QUIET, asset_key, run_range
@@ -523,7 +523,7 @@ def test_deleting_a_wrong_file_keeps_its_rows_until_prune_restores_what_the_rema
     """Sources never delete by absence: the rerun after deleting a loaded file leaves its rows (and
     says nothing is missing from the files present); ``chimera prune --apply`` then re-derives the
     partitions it fed from the remaining files, which restores exactly what they say."""
-    from chimera_assets.demo_data import demo_dbn_bytes
+    from chimera_assets.demo.data import demo_dbn_bytes
 
     wh = get_warehouse()
     want = _baseline_raw(wh)

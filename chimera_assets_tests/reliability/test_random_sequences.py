@@ -28,7 +28,7 @@ import polars as pl
 import pytest
 
 from chimera_assets.definitions import build_definitions
-from chimera_assets.demo_data import demo_dbn_bytes, write_demo_files
+from chimera_assets.demo.data import demo_dbn_bytes, write_demo_files
 from chimera_assets.schemas import OHLCV_1H, SESSION_BARS
 from chimera_assets.warehouse import get_warehouse
 from chimera_assets_tests.dagster_helpers import QUIET, asset_key

@@ -23,10 +23,10 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster._core.asset_graph_view.timing_metadata import TimingMetadata  # no public equivalent in 1.13
 
+from chimera_assets.defs.ops.whole_graph import WHOLE_GRAPH_JOB
 from chimera_assets.lib.automation.sensor import last_partition_date
-from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, parse_partition_key
+from chimera_assets.lib.partitions import DATE_DIM, SYMBOL_DIM, parse_partition_key
 from chimera_assets.trade_calendar import weekday_dates
-from chimera_assets.whole_graph import WHOLE_GRAPH_JOB
 
 AC = dg.AutomationCondition
 # Every dg.DagsterRunStatus of a run that has not finished (queued runs included).

@@ -40,7 +40,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from chimera_assets.asset_keys import (
+from chimera_assets.lib.asset_keys import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,
     GOLDEN_ZONE,

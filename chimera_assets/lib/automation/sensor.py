@@ -27,7 +27,7 @@ def automation_sensor(
 
     The custom conditions (``conditions.py``) are not serializable built-ins, so it evaluates in the
     code server (``use_user_code_server=True``)."""
-    from chimera_assets.dagster_warnings import silence_known_notices
+    from chimera_assets.lib.dagster_warnings import silence_known_notices
 
     silence_known_notices()  # use_user_code_server is a beta parameter in 1.13 (named, not all warnings)
     return dg.AutomationConditionSensorDefinition(

@@ -9,14 +9,14 @@ only if it passes; a failing hard rule raises ``AuditFailed`` and the published 
 import dagster as dg
 import polars as pl
 
-from chimera_assets.asset_keys import asset_key
-from chimera_assets.leakage import with_leakage_check
+from chimera_assets.lib.asset_keys import asset_key
 from chimera_assets.lib.checks.evaluation import MAX_FAILED_PARTITION_EVENTS, evaluation
 from chimera_assets.lib.checks.scope import audited_tables
 from chimera_assets.quality.evaluation import audit_offenders, partition_row_counts
 from chimera_assets.quality.outcomes import outcome, outcomes_by_partition
 from chimera_assets.quality.registry import PARTITION
 from chimera_assets.schemas import TableSpec
+from chimera_assets.training.leakage import with_leakage_check
 from chimera_assets.warehouse.base import Audit, AuditFailed
 
 
@@ -95,7 +95,7 @@ def make_audit(spec: TableSpec) -> Audit:
 def audit_for(spec: TableSpec) -> Audit | None:
     """The write audit of ``spec``, None for a table without one (reference and ops tables).
 
-    Training tables: the hard rules, then the blocking target-leakage check (``chimera_assets.leakage``)."""
+    Training tables: the hard rules, then the blocking target-leakage check (``chimera_assets.training.leakage``)."""
     if spec.fqn not in {s.fqn for s in audited_tables()}:
         return None
     return with_leakage_check(make_audit)(spec) if spec.schema == "training" else make_audit(spec)

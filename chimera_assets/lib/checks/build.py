@@ -2,12 +2,12 @@
 
 import dagster as dg
 
+from chimera_assets.defs.market_data.checks import stale_source_checks
 from chimera_assets.lib.checks.freshness import matrix_freshness
 from chimera_assets.lib.checks.schema_change import schema_change_checks
 from chimera_assets.lib.checks.scope import audited_tables
 from chimera_assets.lib.checks.table_checks import table_checks
 from chimera_assets.settings import partitioned_checks
-from chimera_assets.stale_sources_check import stale_source_checks
 
 
 def build_checks(partitioned: bool | None = None) -> list[dg.AssetChecksDefinition]:

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from chimera_assets.asset_keys import asset_key
-from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.asset_keys import asset_key
 from chimera_assets.lib.checks.evaluation import check_output, evaluation
 from chimera_assets.lib.checks.scope import calendars_and_starts
+from chimera_assets.lib.io_manager import WarehouseResource
 from chimera_assets.quality.registry import RULES, QualityConfig
 from chimera_assets.quality.soft_rules import freshness_outcome
 from chimera_assets.schemas import DAILY_ML_MATRIX

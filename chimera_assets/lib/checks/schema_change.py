@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from chimera_assets.asset_keys import asset_key
+from chimera_assets.lib.asset_keys import asset_key
 from chimera_assets.lib.checks.evaluation import check_output, evaluation
 from chimera_assets.quality.registry import CheckOutcome, Severity
 from chimera_assets.schemas import ALL_TABLES, training_table

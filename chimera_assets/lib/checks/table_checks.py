@@ -13,11 +13,11 @@ from typing import Any
 
 import dagster as dg
 
-from chimera_assets.asset_keys import asset_key
-from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.asset_keys import asset_key
 from chimera_assets.lib.checks.evaluation import MAX_FAILED_PARTITION_EVENTS, check_output, evaluation
 from chimera_assets.lib.checks.scope import calendars_and_starts
-from chimera_assets.partitions import date_symbol_partitions, parse_partition_keys, trade_date_partitions
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.partitions import date_symbol_partitions, parse_partition_keys, trade_date_partitions
 from chimera_assets.quality.evaluation import evaluate_rule, rules_for
 from chimera_assets.quality.registry import RULES, CheckOutcome, QualityConfig
 from chimera_assets.schemas import TableSpec

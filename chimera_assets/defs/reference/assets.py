@@ -5,13 +5,13 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 import polars as pl
 
-from chimera_assets import asset_keys as keys
-from chimera_assets.assets.common import WAREHOUSE_IO, WRITER_POOL
 from chimera_assets.features.policy import load_policy_events
 from chimera_assets.features.policy_sources import combine_policy_events, policy_files
 from chimera_assets.features.regimes import Regime, build_regime_calendar, build_regime_weights, load_regimes
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.resources import PolicySource
+from chimera_assets.lib import asset_keys as keys
+from chimera_assets.lib.asset_common import WAREHOUSE_IO, WRITER_POOL
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.resources import PolicySource
 from chimera_assets.schemas import POLICY_EVENTS, REGIME_CALENDAR, REGIME_WEIGHTS, TableSpec
 from chimera_assets.settings import get_settings
 

@@ -13,16 +13,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from chimera_assets import asset_keys as keys
-from chimera_assets.assets.common import WRITER_POOL
-from chimera_assets.io_manager import WarehouseResource, job_metadata, written_metadata
-from chimera_assets.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
+from chimera_assets.features.matrix import build_training_table
+from chimera_assets.lib import asset_keys as keys
+from chimera_assets.lib.asset_common import WRITER_POOL
 from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.lib.checks.evaluation import dagster_metadata
-from chimera_assets.matrix import build_training_table
-from chimera_assets.partitions import FIRST_TRADE_DATE
+from chimera_assets.lib.io_manager import WarehouseResource, job_metadata, written_metadata
+from chimera_assets.lib.partitions import FIRST_TRADE_DATE
 from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, TableSpec, training_table
-from chimera_assets.training_card import kept_rows, training_card
+from chimera_assets.training.card import kept_rows, training_card
+from chimera_assets.training.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice
 

@@ -19,7 +19,7 @@ import dagster as dg
 from dagster_gcp import BigQueryResource
 from pydantic import Field
 
-from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.io_manager import WarehouseResource
 from chimera_assets.settings import (
     DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_MAX_BYTES_BILLED,

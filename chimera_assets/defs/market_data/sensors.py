@@ -1,6 +1,6 @@
 """Sensors and the daily schedule: how new raw data gets requested without anyone clicking.
 
-* ``chimera_landing_files`` (:mod:`chimera_assets.landing_sensor`) watches the landing directory and
+* ``chimera_landing_files`` (:mod:`chimera_assets.defs.market_data.landing_sensor`) watches the landing directory and
   requests the raw partitions of complete new files that the raw assets' planner would load.
 * ``chimera_databento_availability`` asks ``metadata.get_dataset_range`` (with a key in
   ``DATABENTO_API_KEY``) which trade dates became complete since its cursor and requests them from
@@ -22,24 +22,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from chimera_assets.asset_keys import (
-    CONSOLIDATED,
-    DAILY_ML_MATRIX,
-    GOLDEN_ZONE,
-    MARKET_FEATURES,
-    PIVOTS,
-    POLICY_FEATURES,
-    RAW_BARS,
-    SESSION_BARS,
-)
 from chimera_assets.dbn.diagnostics import DbnDecodeError
-from chimera_assets.ingest.coverage import file_coverage
-from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_window
-from chimera_assets.landing_sensor import landing_sensor_factory
-from chimera_assets.lib.automation.sensor import last_partition_date
-from chimera_assets.partitions import FIRST_TRADE_DATE
-from chimera_assets.resources import DatabentoSource
-from chimera_assets.run_requests import (
+from chimera_assets.defs.market_data.landing_sensor import landing_sensor_factory
+from chimera_assets.defs.market_data.run_requests import (
     POLICY_JOB_NAME,
     RAW_JOB_NAME,
     RAW_KEYS,
@@ -49,6 +34,21 @@ from chimera_assets.run_requests import (
     policy_run_requests,
     raw_key,
 )
+from chimera_assets.ingest.coverage import file_coverage
+from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, needed_window
+from chimera_assets.lib.asset_keys import (
+    CONSOLIDATED,
+    DAILY_ML_MATRIX,
+    GOLDEN_ZONE,
+    MARKET_FEATURES,
+    PIVOTS,
+    POLICY_FEATURES,
+    RAW_BARS,
+    SESSION_BARS,
+)
+from chimera_assets.lib.automation.sensor import last_partition_date
+from chimera_assets.lib.partitions import FIRST_TRADE_DATE
+from chimera_assets.lib.resources import DatabentoSource
 from chimera_assets.settings import api_roots as configured_api_roots
 from chimera_assets.settings import api_sensor_start, safety_net_days, sensor_interval_s
 from chimera_assets.trade_calendar import next_weekday, weekday_dates

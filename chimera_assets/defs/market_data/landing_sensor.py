@@ -31,21 +31,21 @@ import dagster as dg
 import polars as pl
 
 from chimera_assets.dbn.diagnostics import DbnDecodeError
-from chimera_assets.ingest import ledger
-from chimera_assets.ingest.coverage import FileCoverage, file_coverage
-from chimera_assets.ingest.execute import root_of_series, table_state
-from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files
-from chimera_assets.ingest.plan import Plan, known_load_ids, loaded_rects, plan_loads, table_load_ids
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.lib.automation.sensor import last_partition_date
-from chimera_assets.resources import DatabentoSource
-from chimera_assets.run_requests import (
+from chimera_assets.defs.market_data.run_requests import (
     RAW_JOB_NAME,
     instance_or_none,
     partition_run_requests,
     policy_run_requests,
     raw_key,
 )
+from chimera_assets.ingest import ledger
+from chimera_assets.ingest.coverage import FileCoverage, file_coverage
+from chimera_assets.ingest.execute import root_of_series, table_state
+from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files
+from chimera_assets.ingest.plan import Plan, known_load_ids, loaded_rects, plan_loads, table_load_ids
+from chimera_assets.lib.automation.sensor import last_partition_date
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.resources import DatabentoSource
 from chimera_assets.settings import landing_settle_s, sensor_interval_s
 from chimera_assets.universe import Universe, get_universe
 

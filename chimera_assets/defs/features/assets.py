@@ -15,19 +15,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from chimera_assets.asset_keys import POLICY_EVENTS as POLICY_EVENTS_KEY
-from chimera_assets.asset_keys import RAW_1D, RAW_1H, RAW_1M, RAW_STATS, REGIME_CALENDAR, asset_key
-from chimera_assets.assets.common import (
-    SINGLE_RUN,
-    WAREHOUSE_IO,
-    WRITER_POOL,
-    date_of_multi,
-    multi_partitions,
-    only_run_keys,
-    read_lookback,
-    run_keys,
-)
-from chimera_assets.assets.session_gate import (
+from chimera_assets.defs.features.session_gate import (
     Gate,
     gate,
     raise_if_stale,
@@ -38,14 +26,26 @@ from chimera_assets.assets.session_gate import (
 )
 from chimera_assets.features.golden_zone import compute_golden_zone
 from chimera_assets.features.market import compute_market_features
+from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix
 from chimera_assets.features.pivots import compute_pivots
 from chimera_assets.features.policy import compute_policy_features
 from chimera_assets.features.regimes import load_regimes, regime_for_dates
 from chimera_assets.features.session_bars import build_session_bars
 from chimera_assets.features.session_state import api_reach, bar_reach, mark_session_complete
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.matrix import build_consolidated, build_daily_ml_matrix
-from chimera_assets.partitions import parse_partition_keys, trade_date_partitions
+from chimera_assets.lib.asset_common import (
+    SINGLE_RUN,
+    WAREHOUSE_IO,
+    WRITER_POOL,
+    date_of_multi,
+    multi_partitions,
+    only_run_keys,
+    read_lookback,
+    run_keys,
+)
+from chimera_assets.lib.asset_keys import POLICY_EVENTS as POLICY_EVENTS_KEY
+from chimera_assets.lib.asset_keys import RAW_1D, RAW_1H, RAW_1M, RAW_STATS, REGIME_CALENDAR, asset_key
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.partitions import parse_partition_keys, trade_date_partitions
 from chimera_assets.schemas import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,

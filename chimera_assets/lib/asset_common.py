@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
+from chimera_assets.lib.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
 from chimera_assets.schemas import TableSpec
 from chimera_assets.warehouse.base import Slice, Warehouse
 

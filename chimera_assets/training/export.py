@@ -2,7 +2,7 @@
 
     chimera export --root ZL --horizon 1m --split val --format parquet --out zl_1m_val.parquet
 
-The rows and columns are those of ``chimera_assets.training.read`` (features, the chosen target, its
+The rows and columns are those of ``chimera_assets.training.reader.read`` (features, the chosen target, its
 roll-crossing flag, the weight; purged rows of that horizon dropped unless ``--keep-purged``), read
 from the configured warehouse (``CHIMERA_WAREHOUSE``: DuckDB or BigQuery) one calendar year at a
 time, with a progress line per year on stderr. The file is written beside ``--out`` under a
@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from chimera_assets.schemas import training_table
-from chimera_assets.training import (
+from chimera_assets.training.reader import (
     HORIZONS,
     SPLITS,
     TrainingReadError,

@@ -13,7 +13,7 @@ import polars as pl
 from pydantic import PrivateAttr
 
 from chimera_assets.lib.checks.audits import audit_for
-from chimera_assets.partitions import parse_partition_keys
+from chimera_assets.lib.partitions import parse_partition_keys
 from chimera_assets.schemas import TableSpec, table_for
 from chimera_assets.settings import Settings, get_settings
 from chimera_assets.warehouse import MergeResult, Slice, Warehouse, get_warehouse

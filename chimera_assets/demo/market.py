@@ -1,4 +1,4 @@
-"""SYNTHETIC market generation for :mod:`chimera_assets.demo_data`: root profiles, the quarterly
+"""SYNTHETIC market generation for :mod:`chimera_assets.demo.data`: root profiles, the quarterly
 contract schedule and rolls, the UTC minute session grid, seeded 1m bars and their aggregation.
 
 EVERYTHING HERE IS SYNTHETIC (seeded random walks, not market data); the demo_data module docstring

@@ -30,7 +30,7 @@ Units: prices in the root's native quote unit (ZL cents/lb, ZS/ZC cents/bu, ZM U
 USD/bbl, ES/MES index points) encoded as int64 x 1e-9; timestamps ns since epoch, UTC; volume in
 contracts.
 
-Layout: :mod:`chimera_assets.demo_market` generates the synthetic market (root profiles, the
+Layout: :mod:`chimera_assets.demo.market` generates the synthetic market (root profiles, the
 quarterly contract schedule, 1m bars and their 1h/1d aggregation); this module turns it into DBN
 records, encodes DBN streams and writes the files. The public names of both stay importable here.
 """
@@ -47,7 +47,7 @@ import numpy as np
 import polars as pl
 import zstandard
 
-from chimera_assets.demo_market import (
+from chimera_assets.demo.market import (
     _DAY_NS,
     _NS,
     PRICE_TWIN,
@@ -63,7 +63,7 @@ from chimera_assets.demo_market import (
 
 DATASET = "GLBX.MDP3"
 PUBLISHER_ID = 1  # GLBX.MDP3 on Globex
-SYNTHETIC_LABEL = "SYNTHETIC demo data (chimera_assets.demo_data), not market data"
+SYNTHETIC_LABEL = "SYNTHETIC demo data (chimera_assets.demo.data), not market data"
 SUPPORTED_DEMO_SCHEMAS = ("ohlcv-1m", "ohlcv-1h", "ohlcv-1d")
 _RTYPE = {"ohlcv-1m": 33, "ohlcv-1h": 34, "ohlcv-1d": 35}
 

@@ -10,7 +10,7 @@ processes need. ``chimera run``, ``chimera ui`` (and so the sensors and the UI) 
 
 The dagster.yaml written here keeps the stock SQLite layout of a Dagster home (``history/runs.db``,
 ``history/runs/*.db``, ``schedules/``) with the batching event log storage of
-``chimera_assets/event_storage.py``. Its first lines carry a hash of the content: while the hash
+``chimera_assets/lib/event_storage.py``. Its first lines carry a hash of the content: while the hash
 matches, chimera may rewrite the file (e.g. the home moved, or a newer chimera template); once a
 user edits it (hash mismatch) or wrote it without the header, chimera leaves it as it is and says so.
 Production (Postgres): docs/deployment.md.
@@ -27,7 +27,7 @@ import yaml
 
 from chimera_assets.settings import dagster_home_env, get_settings, process_env, set_process_defaults
 
-HEADER = "# Written by chimera (chimera_assets/instance.py). Edit freely: once edited, chimera leaves it as it is."
+HEADER = "# Written by chimera (chimera_assets/lib/instance.py). Edit freely: once edited, chimera leaves it as it is."
 HASH_PREFIX = "# chimera-template-sha256: "
 EVENT_STORAGE_CLASS = "BatchingSqliteEventLogStorage"
 # Dagster reads both in the process that stores the events: the run worker (materializations) and
@@ -90,7 +90,7 @@ def render_dagster_yaml(home: Path) -> str:
             "config": {"base_dir": str(history)},
         },
         "event_log_storage": {
-            "module": "chimera_assets.event_storage",
+            "module": "chimera_assets.lib.event_storage",
             "class": EVENT_STORAGE_CLASS,
             "config": {"base_dir": str(history / "runs")},
         },

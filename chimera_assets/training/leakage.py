@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from chimera_assets.training import FEATURE_COLUMNS, SPLITS
+from chimera_assets.training.reader import FEATURE_COLUMNS, SPLITS
 
 CHECK_NAME = "no_target_leakage"
 THRESHOLDS: dict[str, float] = {"target_1d": 0.40, "target_1w": 0.60}

@@ -1,6 +1,6 @@
 """Read a training set out of ``training.<root>_training_daily``, from either warehouse backend.
 
-    from chimera_assets import training
+    from chimera_assets.training import reader as training
     df = training.read("ZL", "1m", split="val")      # polars DataFrame
 
 The frame holds what a model for one horizon may see and learn from, and nothing else that looks
@@ -22,7 +22,7 @@ from datetime import date
 
 import polars as pl
 
-from chimera_assets.matrix import MATRIX_STRUCTS, TEST_START, VAL_START
+from chimera_assets.features.matrix import MATRIX_STRUCTS, TEST_START, VAL_START
 from chimera_assets.schemas import TARGET_HORIZONS, TableSpec, flat_field_name, training_table
 from chimera_assets.warehouse.base import Slice, Warehouse
 

@@ -46,7 +46,7 @@ class WholeGraphConfig(dg.Config):
 
 def parse_config(config: WholeGraphConfig) -> tuple[date, date, list[str], str]:
     """Validated (start, end, roots, source); ``dg.Failure`` naming the bad field otherwise."""
-    from chimera_assets.runner import RunInputError, validate_range
+    from chimera_assets.lib.runner import RunInputError, validate_range
     from chimera_assets.universe import UniverseConfigError, get_universe
 
     try:
@@ -75,7 +75,7 @@ def whole_graph_job(build_definitions: Callable[[str], dg.Definitions]) -> dg.Jo
         out=dg.Out(dg.Nothing),
     )
     def run_whole_graph(context: dg.OpExecutionContext, config: WholeGraphConfig):
-        from chimera_assets.runner import format_summary, run_graph
+        from chimera_assets.lib.runner import format_summary, run_graph
         from chimera_assets.settings import get_settings
         from chimera_assets.warehouse import get_warehouse
 

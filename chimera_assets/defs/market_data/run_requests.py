@@ -7,8 +7,8 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets.asset_keys import POLICY_FEATURES, asset_key
 from chimera_assets.ingest.landing import SCHEMA_TABLES
+from chimera_assets.lib.asset_keys import POLICY_FEATURES, asset_key
 from chimera_assets.trade_calendar import weekday_runs
 from chimera_assets.universe import Universe
 

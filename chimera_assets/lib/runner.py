@@ -16,8 +16,8 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets.asset_keys import training_key
-from chimera_assets.partitions import FIRST_TRADE_DATE, weekday_dates
+from chimera_assets.lib.asset_keys import training_key
+from chimera_assets.lib.partitions import FIRST_TRADE_DATE, weekday_dates
 from chimera_assets.schemas import ALL_TABLES, training_table
 from chimera_assets.universe import Universe, UniverseConfigError, get_universe
 from chimera_assets.warehouse.base import Warehouse
@@ -212,8 +212,8 @@ def run_graph(
 def _nothing_to_load(defs: dg.Definitions, dates: list[date], roots: list[str]) -> dict[dg.AssetKey, str]:
     """Raw assets with no landing file for the range: left out of the run instead of recording an
     empty materialization per partition."""
-    from chimera_assets.assets.market_data import raw_assets_with_nothing_to_load
-    from chimera_assets.resources import DatabentoSource
+    from chimera_assets.defs.market_data.assets import raw_assets_with_nothing_to_load
+    from chimera_assets.lib.resources import DatabentoSource
 
     source = (defs.resources or {}).get("databento")
     return raw_assets_with_nothing_to_load(source, dates, roots) if isinstance(source, DatabentoSource) else {}

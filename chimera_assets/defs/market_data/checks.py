@@ -9,12 +9,12 @@ the files present (landing directory and API cache).
 
 import dagster as dg
 
-from chimera_assets.asset_keys import asset_key
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.landing import SCHEMA_TABLES
 from chimera_assets.ingest.prune import present_sha256s, recorded_source_dirs, stale_partitions, table_groups
-from chimera_assets.io_manager import WarehouseResource
-from chimera_assets.resources import DatabentoSource
+from chimera_assets.lib.asset_keys import asset_key
+from chimera_assets.lib.io_manager import WarehouseResource
+from chimera_assets.lib.resources import DatabentoSource
 from chimera_assets.universe import get_universe
 
 CHECK_NAME = "source_files_present"

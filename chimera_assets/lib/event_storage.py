@@ -14,10 +14,10 @@ It uses private helpers of ``SqlEventLogStorage`` (``_event_to_row``, ``_store_a
 ``_store_asset_event``), so the dagster pin in pyproject.toml matters, and
 ``chimera_assets_tests/test_event_storage.py`` compares its rows with the stock storage's.
 
-Configure it in ``$DAGSTER_HOME/dagster.yaml`` (``chimera_assets/instance.py`` writes this)::
+Configure it in ``$DAGSTER_HOME/dagster.yaml`` (``chimera_assets/lib/instance.py`` writes this)::
 
     event_log_storage:
-      module: chimera_assets.event_storage
+      module: chimera_assets.lib.event_storage
       class: BatchingSqliteEventLogStorage
       config:
         base_dir: /path/to/dagster_home/history/runs
@@ -105,7 +105,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 def storage_config(base_dir: str) -> dict:
     """The ``event_log_storage`` block of a dagster.yaml for this class (used by instance.py)."""
     return {
-        "module": "chimera_assets.event_storage",
+        "module": "chimera_assets.lib.event_storage",
         "class": BatchingSqliteEventLogStorage.__name__,
         "config": {"base_dir": base_dir},
     }

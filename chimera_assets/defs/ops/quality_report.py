@@ -15,9 +15,9 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from chimera_assets.asset_keys import DATA_QUALITY_REPORT, asset_key
-from chimera_assets.io_manager import WarehouseResource
+from chimera_assets.lib.asset_keys import DATA_QUALITY_REPORT, asset_key
 from chimera_assets.lib.checks.scope import audited_tables, calendars_and_starts
+from chimera_assets.lib.io_manager import WarehouseResource
 from chimera_assets.quality.evaluation import evaluate_rule, rules_for
 from chimera_assets.quality.registry import PARTITION, RULES, QualityConfig, Severity
 from chimera_assets.quality.soft_rules import freshness_outcome

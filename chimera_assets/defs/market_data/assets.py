@@ -12,16 +12,21 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from chimera_assets.asset_keys import asset_key
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.enrich import enrich_hook
 from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
 from chimera_assets.ingest.plan import ALREADY_LOADED, NO_SESSION
-from chimera_assets.io_manager import WarehouseResource, job_metadata, row_count_metadata, written_metadata
+from chimera_assets.lib.asset_keys import asset_key
 from chimera_assets.lib.checks.audits import audit_for
-from chimera_assets.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
-from chimera_assets.resources import DatabentoSource
+from chimera_assets.lib.io_manager import (
+    WarehouseResource,
+    job_metadata,
+    row_count_metadata,
+    written_metadata,
+)
+from chimera_assets.lib.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
+from chimera_assets.lib.resources import DatabentoSource
 from chimera_assets.schemas import DEFINITIONS, LOAD_STATE, OHLCV_1D, STATISTICS, TableSpec
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Warehouse

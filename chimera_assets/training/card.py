@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from chimera_assets.training import FEATURE_COLUMNS, HORIZONS, SPLITS
+from chimera_assets.training.reader import FEATURE_COLUMNS, HORIZONS, SPLITS
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
