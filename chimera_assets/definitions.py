@@ -24,7 +24,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """``landing_dir``/``policy_dir``: the source directories as resource fields (``chimera run``
     options, or EnvVars for the code location); ``api_key``: ``dg.EnvVar`` only, never a value.
-    None: the deployment's settings, resolved where used (resources.py)."""
+    None: the deployment's settings, resolved where used (lib/resources.py)."""
     warehouse = warehouse_resource()  # DuckDB by default; BigQuery settings as resource fields
     checks = build_checks()  # each domain takes the checks of its own assets
     domains = [market_data.defs(checks), reference.defs(checks), features.defs(checks), training.defs(checks)]

@@ -29,7 +29,7 @@ Nothing here opens a connection: importing the package must have no side effects
 | CHIMERA_SAFETY_NET_DAYS | 5 | trade dates the daily safety net looks back over |
 | CHIMERA_PARTITIONED_CHECKS | (off) | ``1``: the checks of partitioned tables become partitioned checks |
 | CHIMERA_QUALITY_* | see quality/registry.py | data-quality thresholds (``quality_env``) |
-| DAGSTER_HOME | $CHIMERA_HOME/dagster | the Dagster instance (``dagster_home_env``; instance.py) |
+| DAGSTER_HOME | $CHIMERA_HOME/dagster | the Dagster instance (``dagster_home_env``; lib/instance.py) |
 
 The sensor/check/quality values are functions, not ``Settings`` fields, so a bad value fails only
 where it is used (a tick, a check build), as before, and not every ``get_settings()`` caller.
@@ -223,7 +223,7 @@ def quality_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def dagster_home_env(env: Mapping[str, str] | None = None) -> str | None:
-    """``DAGSTER_HOME`` (stripped) or None; instance.py resolves the default."""
+    """``DAGSTER_HOME`` (stripped) or None; lib/instance.py resolves the default."""
     return _text("DAGSTER_HOME", env) or None
 
 

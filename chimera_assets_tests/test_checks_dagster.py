@@ -216,8 +216,9 @@ def test_high_below_low_is_blocked_table_unchanged_matrix_not_materialized(tmp_p
 
 
 def test_bad_raw_bars_stop_session_bars_and_matrix(tmp_path, monkeypatch):
-    """Raw assets call warehouse.merge themselves: with the audit passed through (market_data.py) the gate
-    rejects the write; without it the bad rows land and the blocking raw check stops everything downstream."""
+    """Raw assets call warehouse.merge themselves: with the audit passed through (defs/market_data/assets.py)
+    the gate rejects the write; without it the bad rows land and the blocking raw check stops everything
+    downstream."""
     landing = shared_data("databento-batch")
     db = tmp_path / "wh.duckdb"
     instance = dg.DagsterInstance.ephemeral()

@@ -144,7 +144,7 @@ def test_the_code_location_names_the_variables_its_fields_come_from(tmp_path, mo
 
 
 def test_an_unresolved_envvar_field_still_gives_the_directory(tmp_path, monkeypatch):
-    """``runner.py`` calls ``landing_path()`` on the resource object of the definitions, before Dagster
+    """``lib/runner.py`` calls ``landing_path()`` on the resource object of the definitions, before Dagster
     resolves its fields: an EnvVar there means the variable's value, not its name."""
     from chimera_assets.lib.resources import DatabentoSource, PolicySource
 

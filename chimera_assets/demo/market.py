@@ -1,7 +1,7 @@
 """SYNTHETIC market generation for :mod:`chimera_assets.demo.data`: root profiles, the quarterly
 contract schedule and rolls, the UTC minute session grid, seeded 1m bars and their aggregation.
 
-EVERYTHING HERE IS SYNTHETIC (seeded random walks, not market data); the demo_data module docstring
+EVERYTHING HERE IS SYNTHETIC (seeded random walks, not market data); the ``demo/data.py`` module docstring
 lists what is modelled and the units.
 """
 

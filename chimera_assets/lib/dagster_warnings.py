@@ -9,7 +9,7 @@ OTHER Dagster warning still shows, so a newly used beta API or a deprecation is 
 |---|---|
 | ``asset(backfill_policy=...)`` | one run per range: a vectorised pass instead of one run per partition |
 | ``MultiToSingleDimensionPartitionMapping`` | date-only policy features read by date x root assets |
-| ``AutomationConditionSensorDefinition(use_user_code_server=...)`` | custom conditions (automation.py) |
+| ``AutomationConditionSensorDefinition(use_user_code_server=...)`` | custom conditions (lib/automation/) |
 | ``AssetCheckSpec(partitions_def=...)`` | checks evaluated per (date, root) partition |
 | ``InitResourceContext.dagster_run`` | called by Dagster itself for nested resources, not by chimera |
 

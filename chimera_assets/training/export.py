@@ -73,7 +73,7 @@ def export_training_set(
     warehouse: Warehouse | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> int:
-    """Write the training set (``training.read``'s rows and columns) to ``out``; returns the row count.
+    """Write the training set (``reader.read``'s rows and columns) to ``out``; returns the row count.
 
     Every argument is validated before anything is read or written (``TrainingReadError`` /
     ``ExportError``). ``progress`` gets one line per calendar year read."""

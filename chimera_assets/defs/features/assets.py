@@ -4,7 +4,7 @@ Thin shells: load inputs (with their declared lookbacks), call the pure function
 partitions, return the frame; the IO manager MERGEs it. A range run computes the whole range in one
 vectorised pass.
 
-Every date x root asset passes the session gate (``assets.session_gate``): only complete sessions
+Every date x root asset passes the session gate (``defs/features/session_gate.py``): only complete sessions
 are published downstream of session_bars; a partition is written empty only where the CME calendar
 has no session (or the loaded source spans the day without a bar), and a run whose upstream rows are
 missing for a session day fails naming them. The reasons are in each materialization's metadata.

@@ -9,7 +9,7 @@
   dates, raw partitions that are available but were never materialized and the date x root chain
   of any session whose matrix partition is missing.
 
-Downstream assets then update by declarative automation (``chimera_assets/automation.py``).
+Downstream assets then update by declarative automation (``chimera_assets/lib/automation/``).
 Tick intervals come from ``CHIMERA_SENSOR_INTERVAL_S`` when set (tests shorten them with it).
 """
 

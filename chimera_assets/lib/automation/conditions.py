@@ -252,7 +252,7 @@ def since_last_handled(trigger: dg.AutomationCondition) -> dg.AutomationConditio
 
 
 class WholeGraphRunActive(dg.AutomationCondition):
-    """True for every candidate while a run of the whole-graph job (``whole_graph.py``) is queued or
+    """True for every candidate while a run of the whole-graph job (``defs/ops/whole_graph.py``) is queued or
     in progress: it is about to produce the partitions of its range itself, stage after stage
     (policy features before the matrix, training tables last). Between two of its stages no run is in
     progress, so ``in_progress`` alone would let automation request the same partitions again,

@@ -30,7 +30,7 @@ recent dates still missing, and for every date when the policy events table chan
 tables (unpartitioned) rebuild after the matrix updates.
 
 ``whole_graph_run_active`` holds every condition while a run of the whole-graph job
-(``whole_graph.py``, the UI's path for "materialize everything") is queued or in progress: that run
+(``defs/ops/whole_graph.py``, the UI's path for "materialize everything") is queued or in progress: that run
 produces its range stage after stage, and automation requesting the same partitions between two of
 its stages would compute them twice, piecemeal.
 """
