@@ -11,6 +11,7 @@ string) and an unknown ``calendar`` are refused, each error naming the file, the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -56,6 +57,19 @@ class Universe:
     @property
     def golden_zone_roots(self) -> set[str]:
         return {r for r, c in self.roots.items() if c.golden_zone}
+
+    def root_blocks(self, roots: Iterable[str]) -> list[list[str]]:
+        """``roots`` grouped into runs of neighbours in universe order, each run in that order: a
+        Dagster partition range over the symbol dimension is a rectangle, so each run is one range.
+        Duplicates are ignored; a root outside the universe raises ValueError."""
+        order = self.root_names
+        runs: list[list[int]] = []
+        for i in sorted({order.index(r) for r in roots}):
+            if runs and i == runs[-1][-1] + 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        return [[order[i] for i in run] for run in runs]
 
     def require_roots(self, names: list[str]) -> list[str]:
         """Return ``names`` upper-cased and de-duplicated (first occurrence wins: ``ZL,zl`` is one

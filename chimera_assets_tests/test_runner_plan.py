@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from chimera_assets.lib.runner import plan_stages, root_blocks
+from chimera_assets.lib.runner import plan_stages
 from chimera_assets.universe import get_universe
 
 RAW_1H = dg.AssetKey(["market_data", "databento_futures_ohlcv_1h"])
@@ -25,7 +25,7 @@ def test_roots_group_into_blocks_of_neighbours_in_universe_order():
     universe = get_universe()
     order = universe.root_names
     picked = [order[3], order[0], order[1]]  # two neighbours and one apart, given out of order
-    assert root_blocks(picked, universe) == [[order[0], order[1]], [order[3]]]
+    assert universe.root_blocks(picked) == [[order[0], order[1]], [order[3]]]
 
 
 def test_stages_run_reference_policy_then_raw_and_chain_per_block_then_training_and_reports(defs):

@@ -78,19 +78,6 @@ def validate_range(start: date, end: date) -> list[date]:
     return dates
 
 
-def root_blocks(roots: list[str], universe: Universe) -> list[list[str]]:
-    """Group roots into runs of neighbours in universe order (a Dagster range is a rectangle)."""
-    order = universe.root_names
-    idx = sorted(order.index(r) for r in roots)
-    blocks: list[list[int]] = []
-    for i in idx:
-        if blocks and i == blocks[-1][-1] + 1:
-            blocks[-1].append(i)
-        else:
-            blocks.append([i])
-    return [[order[i] for i in b] for b in blocks]
-
-
 @dataclass(frozen=True)
 class Stage:
     """One Dagster run of the plan: its title, the assets it selects, the run tags of its range."""
@@ -135,7 +122,7 @@ def plan_stages(
     # the partitions a source really loaded (a raw asset in a mixed run must yield its output, or Dagster
     # skips every step downstream of it), so a partition without a source never shows as materialized.
     raw = frozenset(k for k in multi if k.path[0] == "market_data")
-    for block in root_blocks(roots, universe):
+    for block in universe.root_blocks(roots):
         tags, n = _range_tags(f"{d0}|{block[0]}", f"{d1}|{block[-1]}"), len(dates) * len(block)
         stages.append(Stage(f"market data {d0}..{d1} x {','.join(block)}", raw, tags, n))
         stages.append(Stage(f"session bars -> features -> matrix {d0}..{d1} x {','.join(block)}",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "chimera_assets"
-FEATURE_MODULES = sorted((PKG / "features").glob("*.py")) + [PKG / "matrix.py"]
+FEATURE_MODULES = sorted((PKG / "features").glob("*.py"))
 ROW_APIS = {"iter_rows", "rows", "row", "map_elements", "map_rows", "apply", "iterrows", "itertuples",
             "to_dicts", "to_list", "tolist"}
 ALLOWED = {

@@ -2,7 +2,7 @@
 as few rectangle runs, the policy features of new trade dates, and the names of the jobs they target."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date
 
 import dagster as dg
@@ -27,18 +27,6 @@ def raw_key(schema: str) -> dg.AssetKey:
 RAW_KEYS = tuple(raw_key(s) for s in SCHEMA_TABLES)
 
 
-def _root_blocks(roots: Iterable[str], order: Sequence[str]) -> list[list[str]]:
-    """Roots grouped into neighbours in universe order (a partition range is a rectangle)."""
-    idx = sorted(order.index(r) for r in set(roots))
-    out: list[list[int]] = []
-    for i in idx:
-        if out and i == out[-1][-1] + 1:
-            out[-1].append(i)
-        else:
-            out.append([i])
-    return [[order[i] for i in b] for b in out]
-
-
 def partition_run_requests(
     assets_by_key: dict[PartitionKey, set[dg.AssetKey]],
     universe: Universe,
@@ -59,10 +47,9 @@ def partition_run_requests(
     for (keys, root), ds in dates_by.items():
         for d0, d1 in weekday_runs(ds):
             roots_by[(keys, d0, d1)].append(root)
-    order = universe.root_names
     requests = []
     for (keys, d0, d1), roots in sorted(roots_by.items(), key=lambda kv: (kv[0][1], sorted(map(str, kv[0][0])))):
-        for block in _root_blocks(roots, order):
+        for block in universe.root_blocks(roots):
             start, end = f"{d0.isoformat()}|{block[0]}", f"{d1.isoformat()}|{block[-1]}"
             selection = sorted(keys, key=lambda k: k.to_user_string())
             names = ",".join(k.path[-1] for k in selection)

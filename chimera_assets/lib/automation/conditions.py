@@ -55,7 +55,21 @@ def next_trade_dates(d: date, n: int, last: date) -> list[date]:
     return weekday_dates(d + timedelta(days=1), min(last, d + timedelta(weeks=n // 5 + 1)))[:n]
 
 
-class WithinLookback(dg.AutomationCondition):
+class _OverOperand(dg.AutomationCondition):
+    """A condition evaluated over one child condition, ``self.operand``, keeping no cursor."""
+
+    operand: dg.AutomationCondition
+
+    @property
+    def children(self) -> Sequence[dg.AutomationCondition]:
+        return [self.operand]
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+
+class WithinLookback(_OverOperand):
     """True for (D', root) when ``operand`` is true for (D, root) with D among the ``n`` trade-date
     partitions up to D': an update of D matters to every later partition whose lookback reads it."""
 
@@ -71,13 +85,6 @@ class WithinLookback(dg.AutomationCondition):
     def description(self) -> str:
         return f"Any of the {self.n} earlier trade dates (or this one) matches"
 
-    @property
-    def children(self) -> Sequence[dg.AutomationCondition]:
-        return [self.operand]
-
-    @property
-    def requires_cursor(self) -> bool:
-        return False
 
     def _expand(self, view, subset, pdef, last: date):
         """``subset`` plus, for each (D, root) in it, the next ``n`` trade dates of the root."""
@@ -111,7 +118,7 @@ class WithinLookback(dg.AutomationCondition):
         return dg.AutomationResult(context, expanded, child_results=[child], timing_metadata=timing)
 
 
-class DepsUpdated(dg.AutomationCondition):
+class DepsUpdated(_OverOperand):
     """``operand`` (default: ``any_deps_updated``'s: newly updated by a run that did not target this
     asset, or requested in this tick) on any parent (or on ``keys``), mapped down to this asset.
 
@@ -148,13 +155,6 @@ class DepsUpdated(dg.AutomationCondition):
             )
         return "A parent partition was updated by another run, or is requested in this tick"
 
-    @property
-    def children(self) -> Sequence[dg.AutomationCondition]:
-        return [self.operand]
-
-    @property
-    def requires_cursor(self) -> bool:
-        return False
 
     def _sources(self, context: dg.AutomationContext) -> list[dg.AssetKey]:
         if self.keys is not None:
