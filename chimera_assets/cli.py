@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chimera_assets.warehouse.bigquery_migrate import add_parser as add_bigquery_parser
 
     add_bigquery_parser(sub)  # chimera bigquery migrate-partitioning [--apply]
-    from chimera_assets.ingest.prune_cli import add_prune_parser
+    from chimera_assets.prune_cli import add_prune_parser
 
     add_prune_parser(sub)
     return p
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return bigquery_main(args)
     if args.command == "prune":
-        from chimera_assets.ingest.prune_cli import cmd_prune
+        from chimera_assets.prune_cli import cmd_prune
 
         return cmd_prune(args)
     return EXIT_USAGE

@@ -16,8 +16,10 @@ from datetime import date
 
 import dagster as dg
 
-from chimera_assets.lib.asset_keys import training_key
+from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
+from chimera_assets.lib.asset_keys import asset_key, training_key
 from chimera_assets.lib.partitions import FIRST_TRADE_DATE, weekday_dates
+from chimera_assets.lib.resources import DatabentoSource
 from chimera_assets.schemas import ALL_TABLES, training_table
 from chimera_assets.universe import Universe, UniverseConfigError, get_universe
 from chimera_assets.warehouse.base import Warehouse
@@ -199,11 +201,32 @@ def run_graph(
 def _nothing_to_load(defs: dg.Definitions, dates: list[date], roots: list[str]) -> dict[dg.AssetKey, str]:
     """Raw assets with no landing file for the range: left out of the run instead of recording an
     empty materialization per partition."""
-    from chimera_assets.defs.market_data.assets import raw_assets_with_nothing_to_load
-    from chimera_assets.lib.resources import DatabentoSource
 
     source = (defs.resources or {}).get("databento")
     return raw_assets_with_nothing_to_load(source, dates, roots) if isinstance(source, DatabentoSource) else {}
+
+
+def raw_assets_with_nothing_to_load(source: DatabentoSource, dates: list, roots: list[str]) -> dict[dg.AssetKey, str]:
+    """Raw assets the landing directory holds no file for in ``dates`` x ``roots``, with the reason.
+
+    A run that includes such an asset would record an empty materialization for each of its
+    partitions (Dagster bookkeeping of ~2-6 ms each, for nothing) and show them as materialized.
+    Landing mode only (the API mode fetches what it is asked). An asset is kept whenever a file of
+    its schema exists for these dates, and every asset is kept while any landing file is unreadable,
+    so a bad file always fails its run loudly.
+    """
+    if source.mode != "landing" or not dates or not roots:
+        return {}
+    universe = get_universe()
+    paths = list_dbn_files(source.landing_path())
+    out: dict[dg.AssetKey, str] = {}
+    for schema, spec in SCHEMA_TABLES.items():
+        sel = select_files(paths, schema, dates, roots, universe)
+        if sel.unreadable:
+            return {}
+        if not (sel.files or sel.foreign):
+            out[asset_key(spec)] = f"no {schema} file in {source.landing_path()} for these dates and roots"
+    return out
 
 
 def root_cause(error) -> str:

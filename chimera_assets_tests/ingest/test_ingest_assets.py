@@ -256,8 +256,8 @@ def test_an_audit_failing_in_one_block_names_that_blocks_files_only(tmp_path, mo
 
 
 def test_raw_assets_without_landing_files_are_named_and_a_bad_file_keeps_them_all(tmp_path):
-    from chimera_assets.defs.market_data.assets import raw_assets_with_nothing_to_load
     from chimera_assets.lib.resources import DatabentoSource
+    from chimera_assets.lib.runner import raw_assets_with_nothing_to_load
 
     landing = tmp_path / "landing"
     write_demo_files(landing, ["ZL"], date(2024, 3, 1), date(2024, 3, 8), files="daily")

@@ -15,7 +15,7 @@ import polars as pl
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.enrich import enrich_hook
 from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
-from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
+from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files
 from chimera_assets.ingest.plan import ALREADY_LOADED, NO_SESSION
 from chimera_assets.lib.asset_keys import asset_key
 from chimera_assets.lib.checks.audits import audit_for
@@ -222,29 +222,6 @@ def databento_load_state(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "recent_failures": dg.MetadataValue.md(md if failures.height else "none"),
         }
     )
-
-
-def raw_assets_with_nothing_to_load(source: DatabentoSource, dates: list, roots: list[str]) -> dict[dg.AssetKey, str]:
-    """Raw assets the landing directory holds no file for in ``dates`` x ``roots``, with the reason.
-
-    A run that includes such an asset would record an empty materialization for each of its
-    partitions (Dagster bookkeeping of ~2-6 ms each, for nothing) and show them as materialized.
-    Landing mode only (the API mode fetches what it is asked). An asset is kept whenever a file of
-    its schema exists for these dates, and every asset is kept while any landing file is unreadable,
-    so a bad file always fails its run loudly.
-    """
-    if source.mode != "landing" or not dates or not roots:
-        return {}
-    universe = get_universe()
-    paths = list_dbn_files(source.landing_path())
-    out: dict[dg.AssetKey, str] = {}
-    for schema, spec in SCHEMA_TABLES.items():
-        sel = select_files(paths, schema, dates, roots, universe)
-        if sel.unreadable:
-            return {}
-        if not (sel.files or sel.foreign):
-            out[asset_key(spec)] = f"no {schema} file in {source.landing_path()} for these dates and roots"
-    return out
 
 
 RAW_ASSETS = [

@@ -23,8 +23,8 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster._core.asset_graph_view.timing_metadata import TimingMetadata  # no public equivalent in 1.13
 
-from chimera_assets.defs.ops.whole_graph import WHOLE_GRAPH_JOB
 from chimera_assets.lib.automation.sensor import last_partition_date
+from chimera_assets.lib.job_names import WHOLE_GRAPH_JOB
 from chimera_assets.lib.partitions import DATE_DIM, SYMBOL_DIM, parse_partition_key
 from chimera_assets.trade_calendar import weekday_dates
 
