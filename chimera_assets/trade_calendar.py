@@ -53,16 +53,7 @@ def trade_date_expr(ts_col: str = "ts_event") -> pl.Expr:
     """
     local_naive = pl.col(ts_col).dt.convert_time_zone(CME_TZ).dt.replace_time_zone(None)
     shifted = (local_naive + pl.duration(hours=SESSION_SHIFT_HOURS)).dt.date()
-    weekday = shifted.dt.weekday()  # Monday=1 ... Sunday=7
-    return (
-        pl.when(weekday == 6)
-        .then(shifted + pl.duration(days=2))
-        .when(weekday == 7)
-        .then(shifted + pl.duration(days=1))
-        .otherwise(shifted)
-        .cast(pl.Date)
-        .alias("trade_date")
-    )
+    return on_or_after_weekday_expr(shifted).cast(pl.Date).alias("trade_date")
 
 
 def trade_date_of(ts: dt.datetime) -> dt.date:
@@ -149,6 +140,12 @@ def previous_weekday(d: dt.date) -> dt.date:
 def on_or_after_weekday(d: dt.date) -> dt.date:
     """``d`` when it is Monday-Friday, else the following Monday (the spec's weekend-to-Monday rule)."""
     return d + dt.timedelta(days=max(0, 7 - d.weekday()) if d.weekday() >= 5 else 0)
+
+
+def first_owned_day(d: dt.date) -> dt.date:
+    """The first calendar day trade-date partition ``d`` owns: a Monday also owns the weekend before it
+    (the weekend rule sends Saturday and Sunday to Monday)."""
+    return d - dt.timedelta(days=2) if d.weekday() == 0 else d
 
 
 def on_or_before_weekday(d: dt.date) -> dt.date:

@@ -28,7 +28,12 @@ from chimera_assets.schemas import (
     STATISTICS,
     TableSpec,
 )
-from chimera_assets.trade_calendar import previous_weekday, root_from_series
+from chimera_assets.trade_calendar import (
+    first_owned_day,
+    on_or_after_weekday_expr,
+    previous_weekday,
+    root_from_series,
+)
 from chimera_assets.universe import Universe
 from chimera_assets.warehouse.base import keys_distinct
 
@@ -135,9 +140,7 @@ def keys_frame(keys: Iterable[tuple[date, str | None]]) -> pl.DataFrame:
 
 def _partition_date(spec: TableSpec) -> pl.Expr:
     """Which trade-date partition a row belongs to: weekend dates roll to the next Monday."""
-    col = pl.col(spec.date_column)
-    wd = col.dt.weekday()
-    return pl.when(wd == 6).then(col + pl.duration(days=2)).when(wd == 7).then(col + pl.duration(days=1)).otherwise(col)
+    return on_or_after_weekday_expr(spec.date_column)
 
 
 class LandingFileError(ValueError):
@@ -288,8 +291,7 @@ def needed_window(schema: str, d: date) -> tuple[datetime, datetime]:
     """
     utc = UTC
     if schema in ("ohlcv-1d", "definition"):
-        start = d - timedelta(days=2) if d.weekday() == 0 else d
-        return datetime.combine(start, time(), utc), datetime.combine(d + timedelta(days=1), time(), utc)
+        return datetime.combine(first_owned_day(d), time(), utc), datetime.combine(d + timedelta(days=1), time(), utc)
     lo = datetime.combine(previous_weekday(d), time(21), utc)
     days_after = 2 if schema == "statistics" else 1
     return lo, datetime.combine(d + timedelta(days=days_after), time(), utc)

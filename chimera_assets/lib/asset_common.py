@@ -1,12 +1,13 @@
 """Shared pieces of the asset definitions: partition mappings for lookbacks, key filters, policies."""
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
 from chimera_assets.lib.partitions import DATE_DIM, SYMBOL_DIM, date_symbol_partitions, parse_partition_keys
 from chimera_assets.schemas import TableSpec
+from chimera_assets.trade_calendar import first_owned_day
 from chimera_assets.warehouse.base import Slice, Warehouse
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -40,7 +41,7 @@ def lookback_slice(keys: list[tuple[date, str | None]], weekdays: int) -> Slice:
     for r, ds in sorted(by_root.items(), key=lambda kv: kv[0] or ""):
         first = min(ds)
         start = (pl.Series([first]).dt.add_business_days(-weekdays, roll="forward")[0]) if weekdays else first
-        ranges.append((r, start - timedelta(days=2) if start.weekday() == 0 else start, max(ds)))
+        ranges.append((r, first_owned_day(start), max(ds)))
     return Slice(tuple(ranges))
 
 

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from chimera_assets.schemas import TableSpec
+from chimera_assets.trade_calendar import first_owned_day
 
 
 class WarehouseError(RuntimeError):
@@ -35,11 +36,6 @@ class AuditFailed(WarehouseError):
         self.metadata = metadata or {}
         #: The slice of the block whose rows failed (set by ``merge_blocks``; None if unknown).
         self.slice: Slice | None = None
-
-
-def _owned_start(d: date) -> date:
-    """First calendar day a trade-date partition ``d`` owns: a Monday also owns the weekend before it."""
-    return d - timedelta(days=2) if d.weekday() == 0 else d
 
 
 @dataclass(frozen=True)
@@ -70,12 +66,12 @@ class Slice:
             days = sorted(set(by_symbol[sym]))
             start = prev = days[0]
             for d in days[1:]:
-                if _owned_start(d) - timedelta(days=1) <= prev:
+                if first_owned_day(d) - timedelta(days=1) <= prev:
                     prev = d
                     continue
-                ranges.append((sym, _owned_start(start), prev))
+                ranges.append((sym, first_owned_day(start), prev))
                 start = prev = d
-            ranges.append((sym, _owned_start(start), prev))
+            ranges.append((sym, first_owned_day(start), prev))
         if not ranges:
             raise ValueError("a slice needs at least one partition key")
         return cls(tuple(ranges))

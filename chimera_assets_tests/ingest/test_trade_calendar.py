@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from chimera_assets.trade_calendar import (
+    first_owned_day,
     is_spread_symbol_expr,
     next_weekday,
     on_or_after_weekday,
@@ -145,3 +146,13 @@ def test_weekend_rule_helpers():
     # A Friday and the next Monday are one run; a skipped weekday starts a new one; duplicates ignored.
     days = [date(2024, 2, 29), fri, mon, mon, date(2024, 3, 6)]
     assert weekday_runs(days) == [(date(2024, 2, 29), mon), (date(2024, 3, 6), date(2024, 3, 6))]
+
+
+def test_a_monday_partition_owns_the_weekend_before_it():
+    mon, tue = dt.date(2024, 3, 4), dt.date(2024, 3, 5)
+    assert first_owned_day(mon) == dt.date(2024, 3, 2) and first_owned_day(tue) == tue
+    # Every day of a week belongs to exactly one partition, the one on_or_after_weekday gives.
+    for k in range(14):
+        d = dt.date(2024, 3, 1) + dt.timedelta(days=k)
+        p = on_or_after_weekday(d)
+        assert first_owned_day(p) <= d <= p
