@@ -5,8 +5,9 @@ What this adds on top of the client:
 * the key comes from ``DATABENTO_API_KEY`` (or the constructor) and never appears in a log line,
   exception message or ``repr``: every message we emit goes through :func:`redact`, and the client
   errors we translate are re-raised ``from None`` with redacted text;
-* bounded retries: HTTP 429 sleeps for the server's ``Retry-After`` (capped), 5xx / connection
-  reset / timeouts / a truncated or unreadable body back off exponentially; 401/403 raise
+* bounded retries, run by ``tenacity`` (see :meth:`DatabentoApi._call`): HTTP 429 sleeps for the
+  server's ``Retry-After`` (capped), 5xx / connection reset / timeouts / a truncated or unreadable
+  body back off exponentially; 401/403 raise
   :class:`DatabentoAuthError` at once (retrying a bad key only burns the rate limit); other 4xx raise
   :class:`DatabentoRequestError`;
 * ``fetch_range`` downloads to a hidden temporary file beside the destination, validates the DBN
@@ -40,6 +41,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from chimera_assets.ingest.databento_chunks import (
     DEFAULT_DATASET,
@@ -101,6 +104,15 @@ def _retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+class _Transient(Exception):
+    """A retryable failure of one attempt: ``status`` (None for transport errors), the redacted
+    ``message`` and the server's ``Retry-After`` in seconds (429 only; None when absent)."""
+
+    def __init__(self, status: int | None, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
 class DatabentoApi:
@@ -186,22 +198,30 @@ class DatabentoApi:
 
     # -- retry core ----------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        base = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+    def _wait(self, retry_state: RetryCallState) -> float:
+        """tenacity ``wait`` before retry n (n = the failed attempt's number): the server's
+        ``Retry-After`` capped at ``retry_after_max_s`` when the failure carried one, else the
+        exponential ``min(backoff_max_s, backoff_base_s * 2**(n-1))`` plus up to ``jitter`` of it at
+        random (proportional jitter, which tenacity's own jittered waits do not offer)."""
+        failure = retry_state.outcome.exception() if retry_state.outcome else None
+        ra = failure.retry_after if isinstance(failure, _Transient) else None
+        if ra is not None:
+            return min(ra, self.retry_after_max_s)
+        base = wait_exponential(multiplier=self.backoff_base_s, max=self.backoff_max_s)(retry_state)
         return base + (random.uniform(0, self.jitter * base) if self.jitter else 0.0)
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` with the retry policy; translate client errors into this module's errors."""
+    def _classified(self, what: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """``fn`` wrapped so that a retryable failure becomes :class:`_Transient` (redacted text)
+        and a final one (401/403, other 4xx) raises this module's error at once. Anything else
+        (parameter validation, cost limit ...) propagates unchanged and is not retried."""
         import requests
         from databento.common.error import BentoClientError, BentoError, BentoServerError
 
         from chimera_assets.dbn.diagnostics import DbnDecodeError
 
         key = self._secret.reveal()
-        last_status: int | None = None
-        last_msg = ""
-        for attempt in range(1, self.max_attempts + 1):
-            wait: float | None
+
+        def attempt() -> Any:
             try:
                 return fn()
             except BentoClientError as exc:
@@ -215,35 +235,51 @@ class DatabentoApi:
                 if status not in (408, 429):
                     raise DatabentoRequestError(f"{what}: HTTP {status}: {msg}", http_status=status) from None
                 ra = _retry_after_seconds(getattr(exc, "headers", None)) if status == 429 else None
-                wait = min(ra, self.retry_after_max_s) if ra is not None else self._backoff(attempt)
-                last_status, last_msg = status, f"HTTP {status}: {msg}"
+                raise _Transient(status, f"HTTP {status}: {msg}", retry_after=ra) from None
             except BentoServerError as exc:
-                last_status = exc.http_status
-                last_msg = f"HTTP {exc.http_status}: {redact(getattr(exc, 'message', None) or exc, key)}"
-                wait = self._backoff(attempt)
+                msg = redact(getattr(exc, "message", None) or exc, key)
+                raise _Transient(exc.http_status, f"HTTP {exc.http_status}: {msg}") from None
             except (requests.RequestException, ConnectionError, TimeoutError) as exc:
-                last_status, last_msg = None, f"{type(exc).__name__}: {redact(exc, key)}"
-                wait = self._backoff(attempt)
+                raise _Transient(None, f"{type(exc).__name__}: {redact(exc, key)}") from None
             except (BentoError, DbnDecodeError) as exc:
                 # Streaming broke off or the body is not a complete DBN file: fetch again.
-                last_status, last_msg = None, f"{type(exc).__name__}: {redact(exc, key)}"
-                wait = self._backoff(attempt)
-            if attempt == self.max_attempts:
-                break
+                raise _Transient(None, f"{type(exc).__name__}: {redact(exc, key)}") from None
+
+        return attempt
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` with the retry policy (tenacity); translate client errors into this module's
+        errors. ``max_attempts`` tries in all, then :class:`DatabentoRetryExhausted`."""
+
+        def log_retry(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
             logger.warning(
                 "%s: attempt %d/%d failed (%s); retrying in %.2fs",
                 what,
-                attempt,
+                state.attempt_number,
                 self.max_attempts,
-                last_msg,
-                wait,
+                failure.message if isinstance(failure, _Transient) else failure,
+                state.upcoming_sleep,
             )
-            self._sleep(wait)
-        raise DatabentoRetryExhausted(
-            f"{what}: gave up after {self.max_attempts} attempts; last error: {last_msg}",
-            attempts=self.max_attempts,
-            last_status=last_status,
-        ) from None
+
+        def exhausted(state: RetryCallState) -> Any:
+            failure = state.outcome.exception() if state.outcome else None
+            assert isinstance(failure, _Transient)  # only _Transient is retried
+            raise DatabentoRetryExhausted(
+                f"{what}: gave up after {self.max_attempts} attempts; last error: {failure.message}",
+                attempts=self.max_attempts,
+                last_status=failure.status,
+            ) from None
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=log_retry,
+            retry_error_callback=exhausted,
+        )
+        return retrying(self._classified(what, fn))
 
     # -- endpoints -----------------------------------------------------------------------------
 

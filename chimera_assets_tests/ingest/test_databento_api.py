@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from chimera_assets.dbn.decode import decode_dbn_file
+from chimera_assets.ingest import databento_api
 from chimera_assets.ingest.databento_api import (
     API_KEY_ENV,
     DatabentoApi,
@@ -162,6 +163,45 @@ def test_retries_are_bounded(fake_gateway, sleeps, tmp_path):  # noqa: F811
         _fetch(api, tmp_path)
     assert err.value.last_status == 500 and sleeps == [1.0, 2.0]
     assert not list(tmp_path.iterdir())
+
+
+def test_retry_after_is_capped(fake_gateway, sleeps):  # noqa: F811
+    api = DatabentoApi(key=KEY, gateway=fake_gateway.url, sleep=sleeps, jitter=0.0, retry_after_max_s=5.0)
+    fake_gateway.add_fault(DATASET_RANGE, "429", retry_after=500)
+    api.dataset_range()
+    assert sleeps == [5.0]
+
+
+def test_backoff_is_capped_and_jitter_adds_up_to_its_share(fake_gateway, sleeps, monkeypatch):  # noqa: F811
+    # uniform(a, b) -> b: the largest jitter the policy may add, so the waits are exact.
+    monkeypatch.setattr(databento_api.random, "uniform", lambda a, b: b)
+    api = DatabentoApi(key=KEY, gateway=fake_gateway.url, sleep=sleeps, jitter=0.5, backoff_max_s=3.0)
+    for _ in range(3):
+        fake_gateway.add_fault(DATASET_RANGE, "500")
+    api.dataset_range()
+    # base min(3, 1 * 2**(n-1)) = 1, 2, 3 (capped); plus half of it.
+    assert sleeps == [1.5, 3.0, 4.5]
+
+
+def test_each_retry_is_logged_without_the_key(api, fake_gateway, caplog):  # noqa: F811
+    caplog.set_level(logging.WARNING, logger=databento_api.__name__)
+    fake_gateway.add_fault(DATASET_RANGE, "503")
+    api.dataset_range()
+    (line,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert "attempt 1/5 failed (HTTP 503" in line and line.endswith("retrying in 1.00s")
+    assert KEY not in caplog.text
+
+
+def test_one_attempt_means_no_retry(fake_gateway, sleeps):  # noqa: F811
+    api = DatabentoApi(key=KEY, gateway=fake_gateway.url, sleep=sleeps, max_attempts=1)
+    fake_gateway.add_fault(DATASET_RANGE, "500")
+    with pytest.raises(
+        DatabentoRetryExhausted, match="gave up after 1 attempts; last error: HTTP 500"
+    ) as err:
+        api.dataset_range()
+    assert err.value.attempts == 1 and err.value.last_status == 500
+    assert err.value.__cause__ is None and err.value.__context__ is None  # nothing chained to leak
+    assert sleeps == [] and len(fake_gateway.requests_to(DATASET_RANGE)) == 1
 
 
 def test_other_client_errors_are_not_retried(api, fake_gateway, sleeps, tmp_path):  # noqa: F811
