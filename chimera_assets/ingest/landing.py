@@ -32,7 +32,7 @@ from chimera_assets.trade_calendar import (
     first_owned_day,
     on_or_after_weekday_expr,
     previous_weekday,
-    root_from_series,
+    root_expr,
 )
 from chimera_assets.universe import Universe
 from chimera_assets.warehouse.base import keys_distinct
@@ -78,15 +78,9 @@ def _cached_header(path: str, size: int, mtime_ns: int) -> DbnInfo:
 
 def series_roots(info: DbnInfo, universe: Universe) -> set[str]:
     """Roots of the universe the file has series for (unparseable symbols are ignored here)."""
-    roots = set()
-    for s in info.symbols:
-        try:
-            root = root_from_series(s)
-        except ValueError:
-            continue
-        if root in universe.roots:
-            roots.add(root)
-    return roots
+    symbols = pl.Series("s", list(info.symbols), dtype=pl.Utf8)
+    parsed = pl.select(root_expr(pl.lit(symbols))).to_series()  # one vectorised pass; NULL = unparseable
+    return {r for r in parsed.drop_nulls().unique() if r in universe.roots}
 
 
 @dataclass
