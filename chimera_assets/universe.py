@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -42,6 +42,10 @@ class RootConfig:
     start: date
     golden_zone: bool
     calendar: str
+    # The root's regular scheduled session close, America/Chicago wall clock (e.g. 13:20 for grains,
+    # 16:00 for equity index). None = the calendar's own market_close. Early closes of the calendar
+    # always win over it (a 12:00 holiday close stays 12:00).
+    session_close: time | None = None
 
 
 @dataclass(frozen=True)
