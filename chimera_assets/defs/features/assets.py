@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from chimera_assets.defs.features.feature_asset import feature_asset as _asset
+from chimera_assets.defs.features.policy_assets import policy_features
 from chimera_assets.defs.features.session_gate import (
     Gate,
     gate,
@@ -28,24 +30,17 @@ from chimera_assets.features.golden_zone import compute_golden_zone
 from chimera_assets.features.market import compute_market_features
 from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix
 from chimera_assets.features.pivots import compute_pivots
-from chimera_assets.features.policy import compute_policy_features
 from chimera_assets.features.regimes import load_regimes, regime_for_dates
 from chimera_assets.features.session_bars import build_session_bars
 from chimera_assets.features.session_state import api_reach, bar_reach, mark_session_complete
 from chimera_assets.lib.asset_common import (
-    SINGLE_RUN,
-    WAREHOUSE_IO,
-    WRITER_POOL,
     date_of_multi,
-    multi_partitions,
     only_run_keys,
     read_lookback,
     run_keys,
 )
-from chimera_assets.lib.asset_keys import POLICY_EVENTS as POLICY_EVENTS_KEY
 from chimera_assets.lib.asset_keys import RAW_1D, RAW_1H, RAW_1M, RAW_STATS, REGIME_CALENDAR, asset_key
 from chimera_assets.lib.io_manager import WarehouseResource
-from chimera_assets.lib.partitions import parse_partition_keys, trade_date_partitions
 from chimera_assets.schemas import (
     CONSOLIDATED,
     DAILY_ML_MATRIX,
@@ -64,7 +59,6 @@ from chimera_assets.settings import get_settings
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice, Warehouse
 
-GROUP = "features"
 # Lookbacks in trade-date partitions (Mon-Fri incl. holidays).
 SESSION_FLAG_LOOKBACK = 35  # thin flag: 20 prior sessions; roll flag: 1
 PIVOT_LOOKBACK = 15  # previous session and the prior completed ISO week
@@ -75,26 +69,6 @@ COMPLETENESS_LOOKAHEAD_DAYS = 10
 SESSIONS_HINT = "materialize features/session_bars for them first"
 
 
-
-
-def _asset(spec, lookback_dates: int | None = None, **kw):
-    """A date x root feature asset written through the MERGE IO manager.
-
-    ``lookback_dates`` is recorded as metadata: how many earlier trade-date partitions of its
-    upstream tables the asset reads besides its own partitions.
-    """
-    metadata = {"chimera/lookback_trade_dates": lookback_dates or 0}
-    return dg.asset(
-        key=asset_key(spec),
-        partitions_def=kw.pop("partitions_def", None) or multi_partitions(),
-        backfill_policy=SINGLE_RUN,
-        io_manager_key=WAREHOUSE_IO,
-        group_name=GROUP,
-        pool=WRITER_POOL,
-        kinds={"polars"},
-        metadata=metadata,
-        **kw,
-    )
 
 
 def settlements_from_statistics(stats: pl.DataFrame) -> pl.DataFrame:
@@ -247,18 +221,6 @@ def golden_zone(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     # One row per complete session of the run: NULL features for roots without the family or without data.
     frame = _complete(sessions).select("trade_date", "symbol").join(gz, on=["trade_date", "symbol"], how="left")
     return only_run_keys(frame, keys).select(GOLDEN_ZONE.column_names)
-
-
-@_asset(
-    POLICY_FEATURES,
-    ins={"policy_events": dg.AssetIn(POLICY_EVENTS_KEY)},
-    partitions_def=trade_date_partitions(),
-    description="The 16 policy features per trade date (events before 16:00 CT only).",
-)
-def policy_features(context: dg.AssetExecutionContext, policy_events: pl.DataFrame) -> pl.DataFrame:
-    dates = sorted(d for d, _ in parse_partition_keys(context.partition_keys))
-    feats = compute_policy_features(policy_events, dates)
-    return feats.select(POLICY_FEATURES.column_names)
 
 
 @_asset(
