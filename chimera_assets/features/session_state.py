@@ -199,15 +199,16 @@ def merged_spans(spans: pl.DataFrame) -> pl.DataFrame:
     """The union of ``source_spans`` per root as disjoint intervals (symbol, span_start, span_end).
 
     A landing load's span is first clipped to the trade dates it wrote ([date_from, date_to): from
-    00:00 UTC the day before ``date_from``, as a session opens the evening before, to 00:00 UTC of
-    ``date_to``, after the last written date's close), so a file loaded
+    21:00 UTC the day before ``date_from``, as a session opens the evening before at 17:00 CT at the
+    earliest (22:00 UTC in summer), to 00:00 UTC of ``date_to``, after the last written date's close),
+    so a file loaded
     for a few of its dates covers only those; then intervals that overlap or meet within an hour (the
     span of an hourly bar) are merged: a session split across two monthly files is covered by the two.
     """
     schema = {"symbol": pl.Utf8, "span_start": _TS, "span_end": _TS}
     if spans.is_empty():
         return pl.DataFrame(schema=schema)
-    lo = pl.col("date_from").cast(pl.Datetime("us")).dt.replace_time_zone("UTC") - pl.duration(days=1)
+    lo = pl.col("date_from").cast(pl.Datetime("us")).dt.replace_time_zone("UTC") - pl.duration(hours=3)
     hi = pl.col("date_to").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     clipped = spans.select(
         "symbol",

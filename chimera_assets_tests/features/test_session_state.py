@@ -163,3 +163,25 @@ def test_partition_status_for_each_case():
                period_start=datetime(2025, 4, 17, tzinfo=UTC), period_end=datetime(2025, 4, 19, tzinfo=UTC))
     assert classify_partitions(_keys((gf, "ES")), sessions, sched,
                                source_spans(_ledger(a=api), SERIES))["status"].item() == "no_trades"
+
+
+def test_two_monthly_files_together_cover_a_session_split_between_them():
+    """Labor Day 2025-09-01 (CME_Equity early close 12:00 CT) opens on Sunday 08-31 17:00 CT, in the August
+    file, and closes in the September file: neither file spans it alone, their union does."""
+    labor = date(2025, 9, 1)
+    keys = _keys((labor, "ES"))
+    empty = pl.DataFrame(schema={"trade_date": pl.Date, "symbol": pl.Utf8, "session_complete": pl.Boolean})
+    sched = session_schedule(keys, CAL)
+    aug = dict(source_kind="file", status="loaded", schema="ohlcv-1h", series="ES.v.0", rows_written=1,
+               first_ts_event=datetime(2025, 8, 1, tzinfo=UTC), last_ts_event=datetime(2025, 8, 31, 23, tzinfo=UTC),
+               period_start=datetime(2025, 8, 1, tzinfo=UTC), period_end=datetime(2025, 9, 2, tzinfo=UTC))
+    sep = dict(aug, first_ts_event=datetime(2025, 9, 1, tzinfo=UTC), last_ts_event=datetime(2025, 9, 30, 23, tzinfo=UTC),
+               period_start=datetime(2025, 9, 1, tzinfo=UTC), period_end=datetime(2025, 10, 1, tzinfo=UTC))
+
+    def status(**rows) -> str:
+        return classify_partitions(keys, empty, sched, source_spans(_ledger(**rows), SERIES))["status"].item()
+
+    assert status(a=aug) == "missing" and status(b=sep) == "missing"
+    assert status(a=aug, b=sep) == "no_trades"
+    # A load that wrote only up to 08-29 (period_end 08-30) covers nothing of the Labor Day session.
+    assert status(a=dict(aug, period_end=datetime(2025, 8, 30, tzinfo=UTC)), b=sep) == "missing"

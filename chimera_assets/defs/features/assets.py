@@ -250,7 +250,9 @@ def consolidated_features(
         require_rows(asset, publish, frame, name)
     require_rows(asset, publish, policy_features, "features/policy_features", by_symbol=False)
     sessions = only_run_keys(session_bars, publish)
-    frame = build_consolidated(sessions, market_features, pivots, golden_zone, policy_features)
+    # Each root's own scheduled close: the row's timestamp and its policy cut-off (SPEC 6.4, 6.5).
+    frame = build_consolidated(sessions, market_features, pivots, golden_zone, policy_features,
+                               closes=schedule_for(publish))
     return only_run_keys(frame, publish, date_col="data_date")
 
 
