@@ -26,7 +26,7 @@ START, END, LABOR_DAY = date(2025, 8, 25), date(2025, 9, 5), date(2025, 9, 1)
 FILES = ("glbx-mdp3-20250801-20250831.ohlcv-1h.dbn.zst", "glbx-mdp3-20250901-20250930.ohlcv-1h.dbn.zst")
 FEATURES = [["features", n] for n in ("session_bars", "market_features", "pivots", "golden_zone",
                                       "consolidated_features", "daily_ml_matrix")]
-TIMEOUT_S = 300
+TIMEOUT_S = 600
 
 BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
