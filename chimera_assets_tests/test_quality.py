@@ -362,7 +362,7 @@ def test_evaluate_rule_against_a_warehouse(real, duckdb_warehouse):
     from chimera_assets.warehouse.base import Slice
 
     # The pure builder has no completeness (the asset shell adds it); every session of this range is complete.
-    bars = real["session_bars"].with_columns(session_complete=pl.lit(True))
+    bars = real["session_bars"].with_columns(session_complete=pl.lit(True), session_status=pl.lit("complete"))
     for spec, frame in ((SESSION_BARS, bars), (MARKET_FEATURES, real["market"])):
         wh.merge(spec, frame.filter(pl.col("symbol") == "ZL").select(spec.column_names), None)
     # the daily case: only 2025-09-04 is checked; the flip of 09-03 is confirmed by it and reported there
