@@ -46,6 +46,12 @@ _DOCS: dict[str, tuple[str, str, str]] = {
     "qualified_trigger": ("golden_zone", "flag", "a qualified golden-zone trigger in the session"),
     "regime_name": ("regime", "", "calendar regime of the date (HINDSIGHT: the calendar was written later)"),
     "regime_weight": ("regime", "weight 50-1000", "weight of the calendar regime (HINDSIGHT)"),
+    # The matrix STRUCTs (their members are described under their flattened names).
+    "market_data": ("session_bars", "", "STRUCT: session OHLCV (session_bars) and vwap/realized_vol_1h (market)"),
+    "pivots": ("pivots", "", "STRUCT: daily pivots of the previous session, distances, roll flag"),
+    "policy": ("policy_features", "", "STRUCT: the 16 policy features (events before the session close)"),
+    "golden_zone": ("golden_zone", "", "STRUCT: golden-zone state from 1h swings (flagged roots; NULL elsewhere)"),
+    "regime": ("regime", "", "STRUCT: name, weight (HINDSIGHT: calendar written later), vol_percentile, k_vol"),
     "split": ("label", "", "train (< 2023-01-01), val (2023), test (>= 2024-01-01)"),
     "purged": ("label", "flag", "some horizon's target window crosses a split boundary"),
     "training_weight": ("label", "weight 50-1000", "sample weight = regime weight (hindsight; a weight, not a feature)"),
