@@ -46,13 +46,14 @@ def test_reader_leaves_hindsight_columns_out_of_the_features_unless_asked(frame,
     assert asked.columns == training.output_columns("1d", keep_purged=True, include_hindsight=True)
 
 
-def test_reader_frames_are_typed_in_polars_and_in_pandas(frame, duckdb_warehouse):
-    duckdb_warehouse.merge(SPEC, frame, Slice.whole_table())
-    got = training.read("ZL", "1w", warehouse=duckdb_warehouse, keep_purged=True)
+def test_reader_frames_are_typed_in_polars_and_in_pandas(frame, warehouse):
+    """On both backends (BigQuery: the emulator, ``bigquery`` marker)."""
+    warehouse.merge(SPEC, frame, Slice.whole_table())
+    got = training.read("ZL", "1w", warehouse=warehouse, keep_purged=True)
     want = SPEC.polars_schema()
     assert dict(got.schema) == {c: want[c] for c in got.columns}
     assert got.schema["timestamp"] == pl.Datetime("us", "UTC") and got.schema["data_date"] == pl.Date
-    pdf = training.read("ZL", "1w", warehouse=duckdb_warehouse, keep_purged=True, as_pandas=True)
+    pdf = training.read("ZL", "1w", warehouse=warehouse, keep_purged=True, as_pandas=True)
     assert isinstance(pdf, pd.DataFrame) and list(pdf.columns) == got.columns
     assert [c for c, t in pdf.dtypes.items() if t == object] == []  # noqa: E721 - the exact dtype
     arrow = {c: t.pyarrow_dtype for c, t in pdf.dtypes.items()}

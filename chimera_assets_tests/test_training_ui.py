@@ -62,3 +62,13 @@ def test_graphql_returns_column_descriptions_units_and_flags(tmp_path):
     assert tags["regime_name"]["hindsight"] == "true" and tags["training_weight"]["hindsight"] == "true"
     assert "roll-adjusted" in cols["target_1d"]["description"]
     assert "roll-adjusted" in node["description"]
+
+
+def test_family_code_versions_cover_every_feature_family_table():
+    from chimera_assets import schemas
+    from chimera_assets.features.versions import FAMILY_CODE_VERSIONS
+
+    families = (schemas.SESSION_BARS, schemas.MARKET_FEATURES, schemas.PIVOTS, schemas.GOLDEN_ZONE,
+                schemas.POLICY_FEATURES, schemas.CONSOLIDATED, schemas.DAILY_ML_MATRIX)
+    assert set(FAMILY_CODE_VERSIONS) == {s.name for s in families}
+    assert all(v.isdigit() for v in FAMILY_CODE_VERSIONS.values())
