@@ -203,7 +203,10 @@ def test_the_asset_prices_switches_from_raw_bars_and_follows_the_roll_adjustment
     roll_row = _store_raw_bars_at_the_first_switch(wh)
     monkeypatch.setenv("CHIMERA_ROLL_ADJUSTMENT", mode)
     (asset,) = training.training_assets()
-    assert dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()}).success
+    res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()})
+    (mat,) = res.get_asset_materialization_events()
+    md = mat.materialization.metadata
+    assert md["roll_adjustment"].value == mode and md["roll_prices"].value == {"1h adjacent": 1}
     row = wh.read(training_table("ZL")).filter(pl.col("data_date") == roll_row).row(0, named=True)
     assert row["target_crosses_roll_1d"] is True
     if mode == "ratio":  # the 1h pair (50.0 -> 55.0) prices the switch: ratio 1.1

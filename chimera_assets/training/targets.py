@@ -33,10 +33,11 @@ from chimera_assets.features.matrix import (
     split_expr,
 )
 from chimera_assets.schemas import DAILY_ML_MATRIX, TARGET_HORIZONS, flat_field_name, training_table
+from chimera_assets.settings import ROLL_ADJUSTMENTS
 
 __all__ = ["ADJUSTMENTS", "build_training_table", "session_switch_prices", "switch_prices_from_bars", "switches_of"]
 
-ADJUSTMENTS = ("ratio", "difference", "none")
+ADJUSTMENTS = ROLL_ADJUSTMENTS  # ratio (default), difference, none: CHIMERA_ROLL_ADJUSTMENT
 # The columns of a switch-price frame: one row per session whose instrument differs from the previous one.
 SWITCH_COLUMNS = {"data_date": pl.Date, "old_price": pl.Float64, "new_price": pl.Float64, "price_source": pl.Utf8}
 

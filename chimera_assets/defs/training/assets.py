@@ -105,8 +105,8 @@ def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
     matrix = wh.read(DAILY_ML_MATRIX, _symbol_slice(root))
     bars = wh.read(SESSION_BARS, _symbol_slice(root))
     prices = _switch_prices(wh, root, matrix, bars)
-    frame = build_training_table(matrix, root, bars, datetime.now(UTC), switch_prices=prices,
-                                 adjustment=roll_adjustment())
+    mode = roll_adjustment()
+    frame = build_training_table(matrix, root, bars, datetime.now(UTC), switch_prices=prices, adjustment=mode)
     report = leakage_report(frame)
     audit = audit_for(spec)
     try:
@@ -126,6 +126,11 @@ def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
             {f"{s}/{h}": k for s, h, k in kept.select("split", "horizon", "kept").rows()}
         ),
         "training_set_card": dg.MetadataValue.md(training_card(frame, spec.fqn)),
+        # How the targets bridge rolls: the method and, per source, how many switches it priced (the
+        # rest fell back to the sessions' own close/open; docs/matrix.md section 3).
+        "roll_adjustment": dg.MetadataValue.text(mode),
+        "roll_prices": dg.MetadataValue.json(
+            dict(prices["price_source"].value_counts().rows()) if prices is not None else {}),
     }
     return metadata, report
 
