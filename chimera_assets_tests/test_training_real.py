@@ -157,3 +157,24 @@ def test_ratio_at_each_switch_is_the_two_contracts_adjacent_1h_prices(real):
                               pl.col("ts_event") < first_new["ts_event"]).row(-1, named=True)
             ratio = (1 + row["target_1d_raw"]) / (1 + row["target_1d"])
             assert ratio == pytest.approx(first_new["open"] / old["close"], rel=1e-9), (root, s)
+
+
+def test_real_panel_never_joins_a_later_close_and_folds_keep_the_embargo(real):
+    from chimera_assets.training.panel import build_panel, other_column, read_panel, walk_forward_folds
+
+    wh, _, _ = real
+    panel = read_panel(ALL_ROOTS, "1w", warehouse=wh)
+    assert set(panel["symbol"].unique()) == set(ALL_ROOTS)
+    for r in ALL_ROOTS:
+        ts = other_column(r, "timestamp")
+        assert panel.filter(pl.col(ts) > pl.col("timestamp")).height == 0, r
+        assert panel.filter(pl.col("symbol") != r)[ts].null_count() <= len(ALL_ROOTS), r  # the first rows only
+    # Folds need every session (NULL targets and purged rows included) to count sessions.
+    full = build_panel({r: wh.read(training_table(r)) for r in ("ZL", "CL")})
+    (fold,) = walk_forward_folds(full, "1w", embargo=5)
+    assert fold.test_year == 2025
+    for r in ("ZL", "CL"):
+        days = full.filter(pl.col("symbol") == r).sort("data_date").with_row_index("i").select("i", "data_date")
+        train = full[fold.train_rows].filter(pl.col("symbol") == r).join(days, on="data_date")
+        first_test = days.filter(pl.col("data_date") >= date(2025, 1, 1))["i"].min()
+        assert train["i"].max() + 5 < first_test - 5
