@@ -73,6 +73,8 @@ def test_a_switch_without_usable_prices_gives_a_null_target_never_the_raw_gap():
     assert t["target_1d"][3] is None and t["target_1d_raw"][3] is not None
     assert t["target_1w"][:4].to_list() == [None] * 4
     assert t["target_1d"][0] is not None
+    # "none" is the raw value whatever the prices.
+    assert _table("none", prices=bad)["target_1d"].to_list() == t["target_1d_raw"].to_list()
 
 
 def test_switch_prices_from_bars_prefer_same_time_closes_else_adjacent_bars():

@@ -236,7 +236,9 @@ def build_training_table(
             adj = pl.when(base > 0).then(close.shift(-h) / base - 1.0).otherwise(None)
         else:
             adj = raw
-        target = pl.when(raw.is_null() | (window("_bad") > 0)).then(None).otherwise(adj)
+        # "none" is the raw value as such; an adjusted one is NULL over an unpriced switch.
+        unpriced = (window("_bad") > 0) if adjustment != "none" else pl.lit(False)
+        target = pl.when(raw.is_null() | unpriced).then(None).otherwise(adj)
         cols["raw"].append(raw.alias(f"target_{name}_raw"))
         cols["adj"].append(target.alias(f"target_{name}"))
         cols["cross"].append(
