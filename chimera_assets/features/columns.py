@@ -57,6 +57,70 @@ _DOCS: dict[str, tuple[str, str, str]] = {
     "training_weight": ("label", "weight 50-1000", "sample weight = regime weight (hindsight; a weight, not a feature)"),
     "ingestion_ts": ("id", "UTC instant", "when the row was written (a load stamp; never a feature)"),
 }
+_RAW = "raw"
+_DOCS.update({
+    "ts_event": (_RAW, "UTC instant", "bar open (OHLCV) or event time (statistics), from Databento"),
+    "series": (_RAW, "", "the series symbol requested from Databento (e.g. ZL.v.0)"),
+    "raw_symbol": (_RAW, "", "contract code when definitions are known (e.g. ZLZ5), else NULL"),
+    "instrument_id": (_RAW, "", "Databento instrument id of the contract (unique per date)"),
+    "is_spread": (_RAW, "flag", "the instrument is a calendar spread"),
+    "publisher_id": (_RAW, "", "Databento publisher id"),
+    "load_id": (_RAW, "", "the load that wrote the row (ops.databento_load_state)"),
+    "date": (_RAW, "date", "the UTC bar date Databento gives (not the CME trade date)"),
+    "settle": ("session_bars", PRICE, "settlement price (statistics stat_type 3), NULL if not loaded"),
+    "open_interest": ("session_bars", "contracts", "open interest (statistics stat_type 9), NULL if not loaded"),
+    "stat_type": (_RAW, "code", "Databento statistic type (3 settlement, 9 open interest)"),
+    "quantity": (_RAW, "contracts", "statistic quantity (open interest for stat_type 9)"),
+    "stat_flags": (_RAW, "bit flags", "statistic flags (bit 0: final)"),
+    "ts_recv": (_RAW, "UTC instant", "when Databento received the statistic"),
+    "valid_date": (_RAW, "date", "the UTC date the definition is valid for"),
+    "root": (_RAW, "", "the root of the definition's contract"),
+    "instrument_class": (_RAW, "code", "Databento instrument class (F future, S spread, ...)"),
+    "expiration": (_RAW, "UTC instant", "the contract's expiration"),
+    "min_price_increment": (_RAW, PRICE, "tick size"),
+    "bar_count": ("session_bars", "bars", "intraday bars of the session's contract"),
+    "source_freq": ("session_bars", "", "frequency the session was built from (1m, 1h; 1d flagged)"),
+    "roll_flag": ("session_bars", "flag", "the session trades another contract than the previous one"),
+    "thin_flag": ("session_bars", "flag", "volume < 20% of the trailing 20-session median"),
+    "session_complete": ("session_bars", "flag", "the root's bars reach the scheduled session close"),
+    "sum_r2": ("market_features", "log-return^2", "sum of squared 1h log returns of the session"),
+    "rv20": ("market_features", "annualised fraction", "sqrt(252 * mean sum_r2 of the last 20 sessions)"),
+    "prev_high": ("pivots", PRICE, "previous session's high (H)"),
+    "prev_low": ("pivots", PRICE, "previous session's low (L)"),
+    "prev_close": ("pivots", PRICE, "previous session's close (C)"),
+    "price": ("pivots", PRICE, "today's session close"),
+    "weekly_pivot": ("pivots", PRICE, "pivot of the prior completed ISO week (its last contract only)"),
+    "valid_from": ("regime", "date", "first date of the regime"),
+    "valid_to": ("regime", "date", "last date of the regime"),
+})
+# Names whose meaning depends on the table: (table, column) -> entry.
+_TABLE_DOCS: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("databento_futures_statistics", "price"): (_RAW, PRICE, "statistic price (settlement for stat_type 3)"),
+    ("regime_calendar", "date"): ("regime", "date", "calendar day"),
+    ("regime_calendar", "regime"): ("regime", "", "the regime of the day (hindsight: written after the fact)"),
+    ("regime_weights", "regime"): ("regime", "", "regime name"),
+    ("regime_weights", "weight"): ("regime", "weight 50-1000", "the regime's training weight"),
+    ("regime_weights", "description"): ("regime", "", "what the regime was"),
+    ("policy_events", "event_id"): ("policy_features", "", "stable id of the event (normalised text + minute)"),
+    ("policy_events", "ts"): ("policy_features", "UTC instant", "when the event was published"),
+    ("policy_events", "source"): ("policy_features", "", "where the event comes from (e.g. truth_social)"),
+    ("policy_events", "category"): ("policy_features", "", "category given by the source file"),
+    ("policy_events", "text"): ("policy_features", "", "the event's text"),
+    ("policy_events", "url"): ("policy_features", "", "link to the event, if any"),
+    ("policy_events", "kind"): ("policy_features", "", "kind of text (post, executive order, ...)"),
+    ("policy_events", "ingested_from"): ("policy_features", "", "the file the event was read from"),
+}
+for _c, _t in (("load_id", "id of the load attempt"), ("source_kind", "api or file"), ("dataset", "Databento dataset"),
+               ("schema", "Databento schema (ohlcv-1h, statistics, ...)"), ("series", "requested series, comma list"),
+               ("stype_in", "Databento input symbology type"), ("period_start", "first instant requested/covered"),
+               ("period_end", "end of the period (exclusive)"), ("file_path", "landing file, for file loads"),
+               ("content_sha256", "sha256 of the file's bytes"), ("dbn_version", "DBN version of the file"),
+               ("record_count", "records decoded"), ("rows_written", "rows merged into the tables"),
+               ("first_ts_event", "first record instant"), ("last_ts_event", "last record instant"),
+               ("status", "loaded, failed or skipped_unchanged"), ("error", "the error of a failed load"),
+               ("run_id", "the Dagster run"), ("started_at", "UTC instant the load started"),
+               ("finished_at", "UTC instant the load finished")):
+    _TABLE_DOCS[("databento_load_state", _c)] = ("ops", "", _t)
 _HORIZON_SESSIONS = {"1d": 1, "1w": 5, "1m": 21, "3m": 63, "6m": 126, "12m": 252}
 for _h, _n in _HORIZON_SESSIONS.items():
     _DOCS[f"target_{_h}"] = ("label", FRACTION, f"close[t+{_n}]/close[t] - 1 on the roll-adjusted close "
@@ -75,12 +139,14 @@ def _policy_docs() -> None:
         _DOCS.setdefault(name, ("policy_features", unit, f"{name} from policy events before the session close"))
 
 
-def column_doc(column) -> dict:
+def column_doc(column, table: str | None = None) -> dict:
     """Description, unit, family, flags and the family's code version of ``column`` (a
-    ``schemas.Column``). Unknown names get the column's own description and empty unit/family."""
+    ``schemas.Column``) of the table named ``table`` (its name without schema; a few column names mean
+    different things in different tables). Unknown names get the column's own description and empty
+    unit/family."""
     if "trump_score" not in _DOCS:
         _policy_docs()
-    family, unit, text = _DOCS.get(column.name, ("", "", ""))
+    family, unit, text = _TABLE_DOCS.get((table or "", column.name)) or _DOCS.get(column.name, ("", "", ""))
     version = TRAINING_CODE_VERSION if family == "label" else FAMILY_CODE_VERSIONS.get(family)
     return {
         "description": column.description or text,

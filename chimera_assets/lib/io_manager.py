@@ -35,7 +35,7 @@ def _column_tags(doc: dict) -> dict[str, str]:
 def column_schema(spec: TableSpec) -> dg.TableSchema:
     """``dagster/column_schema`` of ``spec``: type, nullability, description and tags (unit, family,
     code version, ``lookahead``/``hindsight``) per column, shown in the UI's column table."""
-    docs = {c.name: column_doc(c) for c in spec.columns}
+    docs = {c.name: column_doc(c, spec.name) for c in spec.columns}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(c.name, c.bigquery_type(), description=docs[c.name]["description"] or None,

@@ -39,7 +39,7 @@ def schema_document(root: str, columns: list[str], **info) -> dict:
     for name in columns:
         c = by_name[name]
         cols.append({"name": name, "type": c.type, "polars_type": str(c.polars_dtype()), "nullable": c.nullable,
-                     **column_doc(c)})
+                     **column_doc(c, spec.name)})
     return {"format": FORMAT_VERSION, "table": spec.fqn, "root": root, "code_version": TRAINING_CODE_VERSION,
             **info, "columns": cols}
 
