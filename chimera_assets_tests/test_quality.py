@@ -58,13 +58,14 @@ def real() -> dict[str, pl.DataFrame]:
     batch = shared_data("databento-batch")
     from chimera_assets.features.golden_zone import compute_golden_zone
     from chimera_assets.features.market import compute_market_features
-    from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix, build_training_table
+    from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix
     from chimera_assets.features.pivots import compute_pivots
     from chimera_assets.features.policy import compute_policy_features
     from chimera_assets.features.regimes import load_regimes, regime_for_dates
     from chimera_assets.features.session_bars import build_session_bars
     from chimera_assets.ingest.landing import build_raw_frame, list_dbn_files, select_files
     from chimera_assets.lib.partitions import weekday_dates
+    from chimera_assets.training.targets import build_training_table
     from chimera_assets.universe import load_universe
 
     universe = load_universe()
