@@ -8,12 +8,12 @@ asset names in ``defs/features/assets.py``; ``TRAINING_CODE_VERSION`` is the tra
 from __future__ import annotations
 
 FAMILY_CODE_VERSIONS: dict[str, str] = {
-    "session_bars": "1",
+    "session_bars": "2",  # 2: completeness from the scheduled close, partial sessions (SPEC 6.3, 2026-12-08)
     "market_features": "1",
     "pivots": "2",  # 2: roll-safe weekly pivot (SPEC 6.4, 2026-12-03)
     "golden_zone": "1",
     "policy_features": "1",
-    "consolidated_features": "1",
+    "consolidated_features": "2",  # 2: timestamp = the root's own scheduled close (SPEC 6.5, 2026-12-08)
     "daily_ml_matrix": "1",
 }
 
