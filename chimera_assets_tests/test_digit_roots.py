@@ -141,3 +141,20 @@ def test_every_problem_is_named_in_one_message(tmp_path):
                    "root QQQ: no calendar given", "roots ZL and ES share the series 'ZL.v.0'"):
         assert needle in msg, msg
     assert msg.count(str(tmp_path / "universe.yaml")) == 1
+
+
+def test_cli_export_of_a_digit_root(tmp_path, monkeypatch, capsys):
+    """``chimera export --root 6e`` finds ``training.6e_training_daily`` (case-insensitive CLI argument)."""
+    from chimera_assets.cli import main
+    from chimera_assets.warehouse import get_warehouse
+    from chimera_assets.warehouse.base import Slice
+
+    monkeypatch.setenv("CHIMERA_UNIVERSE", str(_write(tmp_path, 'roots:\n  "6E": {series: [6E.v.0]}\n')))
+    spec = training_table("6E")
+    row = {c: None for c in spec.column_names} | {"symbol": "6E", "data_date": date(2024, 1, 3), "target_1d": 0.01,
+                                                    "split": "train", "purged_1d": False, "training_weight": 100}
+    get_warehouse().merge(spec, pl.DataFrame([row], schema=spec.polars_schema()), Slice.whole_table())
+    out = tmp_path / "6e_1d.parquet"
+    assert main(["export", "--root", "6e", "--horizon", "1d", "--out", str(out)]) == 0, capsys.readouterr()
+    got = pl.read_parquet(out)
+    assert got["symbol"].to_list() == ["6E"] and got["target_1d"].to_list() == [0.01]

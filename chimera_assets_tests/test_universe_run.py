@@ -73,6 +73,9 @@ def _published_per_root(wh, roots) -> dict[str, dict[str, int]]:
     return out
 
 
+# ~5 min on 2 cores, dominated by per-partition Dagster events and per-root training/quality steps (not
+# by the data: the raw load of 1,764 partitions takes ~16 s); CI runs slow tests too.
+@pytest.mark.slow
 def test_one_month_of_all_84_roots_publishes_every_root_with_bars(batch_universe):
     roots = batch_universe.root_names
     assert len(roots) == 84
@@ -93,6 +96,7 @@ def test_one_month_of_all_84_roots_publishes_every_root_with_bars(batch_universe
 
 
 @pytest.mark.bigquery
+@pytest.mark.slow
 def test_digit_roots_run_on_bigquery(batch_universe, monkeypatch):
     endpoint = os.environ.get("CHIMERA_BQ_EMULATOR")
     if not endpoint:
