@@ -6,6 +6,7 @@
     chimera bigquery migrate-partitioning [--apply]   # DAY -> MONTH partitioned BigQuery tables
     chimera prune [--apply]          # list (default) / remove raw rows whose source files are gone
     chimera ui [--port 3000]         # the Dagster UI on the same instance, http://127.0.0.1:3000
+    chimera universe init --from DIR # universe.yaml entries for the roots of a landing directory
 
 Runs are recorded in the persistent Dagster instance at ``$DAGSTER_HOME`` (default
 ``$CHIMERA_HOME/dagster``, see chimera_assets/lib/instance.py), so ``chimera ui`` shows them.
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="ingest and materialize the whole graph for a date range and roots")
     run.add_argument("--start", type=_date, required=True, help="first trade date (YYYY-MM-DD)")
     run.add_argument("--end", type=_date, required=True, help="last trade date (YYYY-MM-DD), inclusive")
-    run.add_argument("--roots", default="ZL,MES", help="comma-separated roots of the universe (default ZL,MES)")
+    run.add_argument("--roots", default="ZL,MES",
+                     help="comma-separated roots of the universe, or 'all' (default ZL,MES)")
     src = run.add_mutually_exclusive_group()
     src.add_argument("--landing-dir", type=Path, help="directory of Databento DBN files (.dbn / .dbn.zst)")
     src.add_argument("--api", action="store_true", help="pull from the Databento Historical API (DATABENTO_API_KEY)")
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chimera_assets.prune_cli import add_prune_parser
 
     add_prune_parser(sub)
+    from chimera_assets.universe_cli import add_universe_parser
+
+    add_universe_parser(sub)  # chimera universe init --from DIR / products
     return p
 
 
@@ -102,7 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     roots = [r for r in args.roots.split(",") if r.strip()]
     try:
         validate_range(args.start, args.end)
-        roots = get_universe().require_roots(roots)
+        universe = get_universe()
+        roots = universe.root_names if [r.strip().lower() for r in roots] == ["all"] else universe.require_roots(roots)
     except (RunInputError, UniverseConfigError) as exc:
         return _fail(str(exc))
 
@@ -183,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ui":
         return cmd_ui(args)
+    if args.command == "universe":  # needs neither Dagster nor its bookkeeping
+        from chimera_assets.universe_cli import cmd_universe
+
+        return cmd_universe(args)
     from chimera_assets.lib.instance import apply_bookkeeping_env
 
     # Event batching and one "planned" event per asset and run (chimera_assets/lib/instance.py): Dagster

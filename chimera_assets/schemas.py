@@ -12,7 +12,12 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 import pyarrow as pa
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$", re.IGNORECASE)
+# Names chimera quotes in SQL text (schemas, tables, datasets): ASCII letters, digits, underscore, any
+# first character, since training tables are named after roots such as 6E (``6e_training_daily``); both
+# DuckDB ("...") and BigQuery (`...`) accept a leading digit in a quoted name. Column names keep a
+# letter or underscore first: BigQuery refuses a column starting with a digit even when quoted.
+IDENTIFIER = re.compile(r"^[a-z0-9_]{1,63}$", re.IGNORECASE)
+COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$", re.IGNORECASE)
 # Each BigQuery scalar type with its polars dtype, arrow type and DuckDB type (one row per type).
 _SCALAR_TYPES: dict[str, tuple[pl.DataType, pa.DataType, str]] = {
     "STRING": (pl.Utf8(), pa.string(), "VARCHAR"),
@@ -27,9 +32,17 @@ PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 
 
 def check_identifier(name: str) -> str:
-    """Return ``name`` if it is a safe SQL identifier (letters, digits, underscore), else raise."""
+    """Return ``name`` if it is a safe SQL identifier (1-63 ASCII letters, digits, underscores; a leading
+    digit allowed, the caller always quotes it), else raise ValueError naming it."""
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise ValueError(f"unsafe SQL identifier {name!r}")
+    return name
+
+
+def check_column_name(name: str) -> str:
+    """``check_identifier`` plus a letter or underscore first (BigQuery's rule for column names)."""
+    if not isinstance(name, str) or not COLUMN_NAME.match(name):
+        raise ValueError(f"unsafe SQL column name {name!r}")
     return name
 
 
@@ -53,7 +66,7 @@ class Column:
         return "hindsight" in self.flags
 
     def __post_init__(self) -> None:
-        check_identifier(self.name)
+        check_column_name(self.name)
         if self.type == "STRUCT":
             if not self.fields:
                 raise ValueError(f"STRUCT column {self.name} needs fields")
@@ -392,7 +405,10 @@ def flat_field_name(struct: str, field_name: str) -> str:
 
 
 def training_table(root: str) -> TableSpec:
-    """``training.<root>_training_daily``: the matrix flattened plus targets, split, purge flags and weight."""
+    """``training.<root>_training_daily``: the matrix flattened plus targets, split, purge flags and weight.
+
+    The name is the root lower-cased (``6E`` -> ``training.6e_training_daily``): a leading digit is a valid
+    Dagster asset key component and a valid quoted DuckDB/BigQuery table name (the SQL always quotes it)."""
     flat: list[Column] = [Column("symbol", "STRING", False), Column("data_date", "DATE", False),
                           Column("timestamp", "TIMESTAMP")]
     for struct in (MATRIX_MARKET, MATRIX_PIVOTS, MATRIX_POLICY, MATRIX_GOLDEN, MATRIX_REGIME):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the repo; CHIMERA_TEST_SHARED_DATA points elsewhere (a git worktree is one level
+# deeper than the main checkout, so its ../shared is not the shared folder).
+SHARED_DATA = Path(os.environ.get("CHIMERA_TEST_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def shared_data(*parts: str) -> Path:

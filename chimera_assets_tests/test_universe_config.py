@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chimera_assets.universe import UniverseConfigError, load_universe
+from chimera_assets_tests.conftest import shared_data
 
 PACKAGED = Path(__file__).resolve().parents[1] / "chimera_assets" / "config" / "universe.yaml"
 ZL = "  ZL:\n    series: [ZL.v.0]\n    schemas: [ohlcv-1h]\n    calendar: CME_Agriculture\n"
@@ -63,9 +64,7 @@ def test_an_unknown_calendar_is_refused_when_the_file_loads(tmp_path):
 
 
 def test_cli_with_an_unknown_calendar_fails_before_writing_raw_data(tmp_path):
-    batch = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "databento-batch"
-    if not batch.exists():
-        pytest.skip(f"real data {batch} is absent")
+    batch = shared_data("databento-batch")
     text = PACKAGED.read_text().replace("calendar: CME_Equity", "calendar: CME_Equities", 1)
     uni = _write(tmp_path, text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIMERA_", "DATABENTO_"))}
