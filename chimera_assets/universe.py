@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -61,6 +61,9 @@ class RootConfig:
     # 16:00 for equity index). None = the calendar's own market_close. Early closes of the calendar
     # always win over it (a 12:00 holiday close stays 12:00).
     session_close: time | None = None
+    # Session completeness tolerance per source frequency ("1m", "1h") for this root, overriding the
+    # universe's (SPEC 6.3): how long before the scheduled close its last bar may end.
+    session_tolerance: dict[str, timedelta] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,12 @@ class Universe:
     path: Path
     dataset: str
     roots: dict[str, RootConfig]
+    #: Session completeness tolerance per source frequency ("1m", "1h"); None = session_state's default.
+    session_tolerance: dict[str, timedelta] | None = None
+
+    def tolerance_of(self, root: str) -> dict[str, timedelta]:
+        """The completeness tolerances that apply to ``root`` (its own over the universe's)."""
+        return {**(self.session_tolerance or {}), **(self.roots[root].session_tolerance or {})}
 
     @property
     def root_names(self) -> list[str]:
@@ -147,6 +156,8 @@ class _RootFile(BaseModel):
     # None = the product table's calendar / regular close for this root.
     calendar: str | None = None
     session_close: Annotated[time, BeforeValidator(_close)] | None = None
+    # Minutes per source frequency, e.g. {1h: 240} for a root that rarely trades near its close.
+    session_tolerance_minutes: dict[Literal["1m", "1h"], Annotated[int, Field(ge=0, le=1440)]] | None = None
 
     @field_validator("calendar")
     @classmethod
@@ -163,6 +174,8 @@ class _RootFile(BaseModel):
 class _UniverseFile(BaseModel):
     model_config = STRICT
     dataset: str = "GLBX.MDP3"
+    # Session completeness tolerance in minutes per source frequency (default: session_state's).
+    session_tolerance_minutes: dict[Literal["1m", "1h"], Annotated[int, Field(ge=0, le=1440)]] | None = None
     roots: dict[_RootName, _RootFile | None] = Field(min_length=1)
 
 
@@ -233,7 +246,12 @@ def _root_config(name: str, cfg: _RootFile) -> RootConfig:
         golden_zone=cfg.golden_zone,
         calendar=cfg.calendar or prod.calendar,  # _cross_root_problems refused a root with neither
         session_close=cfg.session_close or (prod.session_close if prod else None),
+        session_tolerance=_minutes(cfg.session_tolerance_minutes),
     )
+
+
+def _minutes(spec: dict[str, int] | None) -> dict[str, timedelta] | None:
+    return None if spec is None else {freq: timedelta(minutes=m) for freq, m in spec.items()}
 
 
 def load_universe(path: Path | str | None = None) -> Universe:
@@ -256,7 +274,8 @@ def load_universe(path: Path | str | None = None) -> Universe:
     if problems := _cross_root_problems(parsed.roots):
         raise _fail(path, "; ".join(problems))
     roots = {name: _root_config(name, cfg or _RootFile()) for name, cfg in parsed.roots.items()}
-    return Universe(path=path, dataset=parsed.dataset, roots=roots)
+    return Universe(path=path, dataset=parsed.dataset, roots=roots,
+                    session_tolerance=_minutes(parsed.session_tolerance_minutes))
 
 
 @lru_cache(maxsize=8)

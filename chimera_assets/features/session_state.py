@@ -227,26 +227,38 @@ def merged_spans(spans: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _tolerances(
+    roots: list[str], tolerance: Mapping[str, timedelta] | Mapping[str, Mapping[str, timedelta]] | None
+) -> pl.DataFrame:
+    """(symbol, source_freq, _tolerance) for ``roots`` from a per-frequency or per-root mapping."""
+    per_root = bool(tolerance) and all(isinstance(v, Mapping) for v in tolerance.values())
+    rows = []
+    for root in roots:
+        own = (tolerance or {}).get(root, {}) if per_root else (tolerance or {})
+        rows += [(root, freq, t) for freq, t in {**DEFAULT_TOLERANCE, **own}.items()]
+    return pl.DataFrame(rows, schema={"symbol": pl.Utf8, "source_freq": pl.Utf8, "_tolerance": pl.Duration("us")},
+                        orient="row")
+
+
 def mark_session_complete(
     sessions: pl.DataFrame,
     schedule: pl.DataFrame,
     reach: pl.DataFrame,
-    tolerance: Mapping[str, timedelta] | None = None,
+    tolerance: Mapping[str, timedelta] | Mapping[str, Mapping[str, timedelta]] | None = None,
 ) -> pl.DataFrame:
     """``sessions`` (trade_date, symbol, source_freq, last_bar_end, ...) with
     ``session_complete`` and ``session_status`` ('complete' | 'incomplete' | 'partial') set (see the
     module docstring). ``schedule``: ``session_schedule`` of the keys; ``reach``: per root how far its
     loaded data goes (``bar_reach``/``api_reach``; several rows per root allowed); ``tolerance`` per
-    source frequency (default ``DEFAULT_TOLERANCE``)."""
-    tol = {**DEFAULT_TOLERANCE, **(tolerance or {})}
+    source frequency ({"1h": timedelta}), or per root ({"ZL": {"1h": ...}}), over ``DEFAULT_TOLERANCE``."""
     best = reach.group_by("symbol").agg(pl.col("reach").max()) if reach.height else reach
     closes = schedule.select(*_KEY, "session_close", pl.col("scheduled").alias("_scheduled"))
     out = sessions.drop("session_complete", "session_status", strict=False).join(closes, on=_KEY, how="left").join(
         best, on="symbol", how="left"
     )
-    allowed = pl.col("source_freq").replace_strict(
-        {f: t for f, t in tol.items()}, default=timedelta(0), return_dtype=pl.Duration("us")
-    )
+    tol = _tolerances(out.get_column("symbol").unique().to_list(), tolerance)
+    out = out.join(tol, on=["symbol", "source_freq"], how="left")
+    allowed = pl.col("_tolerance").fill_null(timedelta(0))
     reaches_close = pl.col("last_bar_end") >= pl.col("session_close") - allowed
     data_goes_on = (pl.col("reach") >= pl.col("session_close")).fill_null(False)
     # Bars on a day the calendar has no session for (CME equity on the 2025-01-09 day of mourning: trading
@@ -262,7 +274,7 @@ def mark_session_complete(
     return (
         out.with_columns(session_status=status)
         .with_columns(session_complete=pl.col("session_status") == "complete")
-        .drop("session_close", "reach", "_scheduled")
+        .drop("session_close", "reach", "_scheduled", "_tolerance")
     )
 
 

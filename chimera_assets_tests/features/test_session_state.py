@@ -195,3 +195,18 @@ def test_bars_on_a_day_the_calendar_calls_closed_are_complete_once_later_data_ex
     later = bar_reach([(_bars(datetime(2025, 1, 9, 23, tzinfo=UTC)), "1h")])
     assert _status(end, later, day=mourning) == "complete"
     assert _status(end, bar_reach([(_bars(datetime(2025, 1, 9, 14, tzinfo=UTC)), "1h")]), day=mourning) == "incomplete"
+
+
+def test_the_tolerance_may_be_set_per_root_and_in_universe_yaml(tmp_path):
+    from chimera_assets.universe import load_universe
+
+    later = bar_reach([(_bars(datetime(2025, 8, 3, 22, tzinfo=UTC)), "1h")])
+    early = CLOSE - timedelta(hours=3)
+    assert _status(early, later, tolerance={"ES": {"1h": timedelta(hours=4)}}) == "complete"
+    assert _status(early, later, tolerance={"ZL": {"1h": timedelta(hours=4)}}) == "partial"  # another root's
+    path = tmp_path / "universe.yaml"
+    path.write_text("roots:\n  ES:\n    session_tolerance_minutes: {1h: 240}\n  ZL: {}\n"
+                    "session_tolerance_minutes: {1h: 90, 1m: 30}\n")
+    u = load_universe(path)
+    assert u.tolerance_of("ES") == {"1h": timedelta(hours=4), "1m": timedelta(minutes=30)}
+    assert u.tolerance_of("ZL") == {"1h": timedelta(minutes=90), "1m": timedelta(minutes=30)}

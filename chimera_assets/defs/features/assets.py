@@ -137,7 +137,9 @@ def session_bars(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
     out = only_run_keys(bars, keys)
     schedule = schedule_for(keys)
-    out = mark_session_complete(out, schedule, _session_reach(wh, keys, bars_1m, bars_1h))
+    universe = get_universe()
+    tolerance = {r: universe.tolerance_of(r) for r in keys["symbol"].unique().to_list() if r in universe.roots}
+    out = mark_session_complete(out, schedule, _session_reach(wh, keys, bars_1m, bars_1h), tolerance)
     verdict = gate("features/session_bars", wh, keys, out, schedule)
     context.add_output_metadata(verdict.metadata())
     counts = dict(verdict.status.group_by("status").len().rows())
