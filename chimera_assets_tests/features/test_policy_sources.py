@@ -102,7 +102,7 @@ def test_combine_keeps_events_of_files_not_loaded():
     cols = POLICY_EVENTS.polars_schema()
     stored = pl.DataFrame(
         {"event_id": ["a", "b", "c"], "ts": [None, None, None], "source": ["s"] * 3, "category": [None] * 3,
-         "text": ["x", "y", "z"], "url": [None] * 3, "kind": [None] * 3, "ingested_from": ["f1", "f2", "f1"]},
+         "text": ["x", "y", "z"], "url": [None] * 3, "kind": [None] * 3, "ingested_from": ["f1", "f2", "f1"], "ingested_at": [None] * 3},
         schema=cols,
     )
     loaded = stored.filter(pl.col("event_id") == "a").with_columns(pl.lit("x2").alias("text"))
