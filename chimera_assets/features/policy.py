@@ -6,9 +6,11 @@ Pure polars, no Dagster. Two entry points:
 
 * :func:`load_policy_events` reads parquet / CSV / JSON-lines files of dated texts into one
   deduplicated event frame (:data:`EVENT_SCHEMA`).
-* :func:`compute_policy_features` turns that frame into one row per trade date with the 16 features of
-  :data:`POLICY_FEATURE_COLUMNS`, strictly point-in-time: the row for trade date D only sees events with
-  ``ts <= T(D)``, T(D) = D 16:00 America/Chicago (DST aware).
+* :func:`compute_policy_features` turns that frame into one row per (trade_date, cutoff) with the 16
+  features of :data:`POLICY_FEATURE_COLUMNS`, strictly point-in-time: a row only sees events known at or
+  before its cut-off T (a session close instant of the universe's roots, ``policy_cutoffs.py``; 16:00
+  America/Chicago for plain dates). Known = the event time, or under knowledge time the later of event
+  and collection time.
 
 Every choice the spec leaves open is listed in ``docs/policy_features.md``.
 """
