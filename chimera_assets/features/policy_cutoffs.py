@@ -31,8 +31,9 @@ def _dates(dates: Iterable[date] | pl.Series) -> pl.Series:
     return s.cast(pl.Date).unique().sort().alias("trade_date")
 
 
-def root_cutoffs(dates: Iterable[date] | pl.Series, universe: Universe | None = None,
-                 roots: Sequence[str] | None = None) -> pl.DataFrame:
+def root_cutoffs(
+    dates: Iterable[date] | pl.Series, universe: Universe | None = None, roots: Sequence[str] | None = None
+) -> pl.DataFrame:
     """Every (trade_date, symbol) of ``dates`` x ``roots`` (default: every universe root) with ``cutoff``
     = the root's scheduled session close instant (UTC) from ``session_schedule`` (the root's calendar,
     early closes included; a day without a calendar session, or before the root's ``start``, gets the
@@ -46,13 +47,15 @@ def root_cutoffs(dates: Iterable[date] | pl.Series, universe: Universe | None = 
     # The single call to session_schedule (the consolidated join must see the same instants).
     sched = session_schedule(keys, calendars, starts)
     return sched.select(
-        pl.col("trade_date").cast(pl.Date), pl.col("symbol").cast(pl.Utf8),
+        pl.col("trade_date").cast(pl.Date),
+        pl.col("symbol").cast(pl.Utf8),
         pl.col("session_close").cast(pl.Datetime("us", "UTC")).alias("cutoff"),
     ).sort("trade_date", "symbol")
 
 
-def policy_cutoffs(dates: Iterable[date] | pl.Series, universe: Universe | None = None,
-                   roots: Sequence[str] | None = None) -> pl.DataFrame:
+def policy_cutoffs(
+    dates: Iterable[date] | pl.Series, universe: Universe | None = None, roots: Sequence[str] | None = None
+) -> pl.DataFrame:
     """The (trade_date, cutoff) rows of ``features.policy_features`` for ``dates``: per date, the
     distinct session close instants (UTC) of ``roots`` (default every universe root; see
     :func:`root_cutoffs`). With the 7 default roots: 13:20 CT (ZL, ZS, ZM, ZC) and 16:00 CT (MES, ES,

@@ -29,9 +29,16 @@ UNIVERSE = load_universe()
 def ev(*rows: tuple) -> pl.DataFrame:
     """(ts, source, text[, ingested_at]) rows -> an events frame."""
     return pl.DataFrame(
-        [{"ts": r[0], "source": r[1], "text": r[2], "ingested_at": r[3] if len(r) > 3 else None} for r in rows],
-        schema={"ts": pl.Datetime("us", "UTC"), "source": pl.Utf8, "text": pl.Utf8,
-                "ingested_at": pl.Datetime("us", "UTC")},
+        [
+            {"ts": r[0], "source": r[1], "text": r[2], "ingested_at": r[3] if len(r) > 3 else None}
+            for r in rows
+        ],
+        schema={
+            "ts": pl.Datetime("us", "UTC"),
+            "source": pl.Utf8,
+            "text": pl.Utf8,
+            "ingested_at": pl.Datetime("us", "UTC"),
+        },
     )
 
 
@@ -62,9 +69,12 @@ def test_cutoffs_are_the_session_schedule_closes_of_the_roots():
     days = [date(2025, 11, 26), date(2025, 11, 27), date(2025, 11, 28), date(2025, 12, 1)]
     roots = UNIVERSE.root_names
     keys = pl.DataFrame({"trade_date": days}).join(pl.DataFrame({"symbol": roots}), how="cross")
-    sched = session_schedule(keys, {r: UNIVERSE.roots[r].calendar for r in roots},
-                             {r: UNIVERSE.roots[r].start for r in roots})
-    want = sched.select("trade_date", "symbol", pl.col("session_close").alias("cutoff")).sort("trade_date", "symbol")
+    sched = session_schedule(
+        keys, {r: UNIVERSE.roots[r].calendar for r in roots}, {r: UNIVERSE.roots[r].start for r in roots}
+    )
+    want = sched.select("trade_date", "symbol", pl.col("session_close").alias("cutoff")).sort(
+        "trade_date", "symbol"
+    )
     assert_frame_equal(root_cutoffs(days, UNIVERSE), want, check_dtypes=False)
     fri = policy_cutoffs([date(2025, 11, 28)], UNIVERSE)["cutoff"].dt.convert_time_zone("America/Chicago")
     assert [t.strftime("%H:%M") for t in fri.to_list()] == ["12:00", "12:45"]
@@ -80,15 +90,18 @@ def test_output_is_keyed_by_trade_date_and_cutoff():
     assert out.columns == ["trade_date", "cutoff", *FEATURES]
     assert out.select("trade_date", "cutoff").rows() == policy_cutoffs([D, D1], UNIVERSE).rows()
     with pytest.raises(ValueError, match="time-zone aware"):
-        compute_policy_features(ev(EARLY), pl.DataFrame({"trade_date": [D], "cutoff": [datetime(2025, 1, 15, 22)]}))
+        compute_policy_features(
+            ev(EARLY), pl.DataFrame({"trade_date": [D], "cutoff": [datetime(2025, 1, 15, 22)]})
+        )
 
 
 # ------------------------------------------------------------------------------------------------------
 # the acceptance scenario: an event at 14:00 CT
 # ------------------------------------------------------------------------------------------------------
 def test_event_at_14_ct_is_in_the_equity_row_of_d_and_the_grain_row_of_the_next_session_only():
-    out = compute_policy_features(ev(EARLY, (AT_14_CT, "blog", "Trump talks soybeans")),
-                                  policy_cutoffs([D, D1], UNIVERSE))
+    out = compute_policy_features(
+        ev(EARLY, (AT_14_CT, "blog", "Trump talks soybeans")), policy_cutoffs([D, D1], UNIVERSE)
+    )
     assert at(out, D, GRAIN_D)["trump_mentions"] == 0  # ZL's close came before the post
     assert at(out, D, GRAIN_D)["policy_trump_recency_decay"] is None  # W7 holds no event yet
     assert at(out, D, EQUITY_D)["trump_mentions"] == 1  # MES's close after it
@@ -119,7 +132,13 @@ def _week_events() -> pl.DataFrame:
     """Events every ~5 h over two weeks, from several sources, so each cut-off sees a different set."""
     start = datetime(2025, 1, 6, 1, tzinfo=UTC)
     rows = [EARLY]
-    texts = ["Trump tariff on China", "soybean export deal", "Trump Xi talk: weak demand", LOUD, "biofuel mandate"]
+    texts = [
+        "Trump tariff on China",
+        "soybean export deal",
+        "Trump Xi talk: weak demand",
+        LOUD,
+        "biofuel mandate",
+    ]
     for i in range(70):
         src = ("truth_social_api", "reuters", "blog")[i % 3]
         rows.append((start + timedelta(hours=5 * i, minutes=7 * i), src, texts[i % len(texts)]))
@@ -127,7 +146,11 @@ def _week_events() -> pl.DataFrame:
 
 
 def test_every_row_only_sees_events_up_to_its_own_cutoff():
-    days = [date(2025, 1, 13) + timedelta(days=i) for i in range(10) if (date(2025, 1, 13) + timedelta(days=i)).weekday() < 5]
+    days = [
+        date(2025, 1, 13) + timedelta(days=i)
+        for i in range(10)
+        if (date(2025, 1, 13) + timedelta(days=i)).weekday() < 5
+    ]
     cuts = policy_cutoffs(days + [date(2025, 1, 20)], UNIVERSE)  # MLK day: equity early close, grains shut
     assert cuts.group_by("trade_date").len()["len"].max() >= 2
     events = _week_events()
@@ -136,10 +159,19 @@ def test_every_row_only_sees_events_up_to_its_own_cutoff():
         # The row computed from only the events at or before its cut-off equals the full row ...
         visible = events.filter(pl.col("ts") <= t)
         alone = compute_policy_features(visible, pl.DataFrame({"trade_date": [d], "cutoff": [t]}))
-        assert_frame_equal(alone, full.filter((pl.col("trade_date") == d) & (pl.col("cutoff") == t)), abs_tol=1e-12)
+        assert_frame_equal(
+            alone, full.filter((pl.col("trade_date") == d) & (pl.col("cutoff") == t)), abs_tol=1e-12
+        )
         # ... and loud events just after it change nothing.
-        noisy = pl.concat([visible, ev((t + timedelta(microseconds=1), "truth_social_api", LOUD),
-                                       (t + timedelta(minutes=30), "reuters", "Trump soybean oil ban"))])
+        noisy = pl.concat(
+            [
+                visible,
+                ev(
+                    (t + timedelta(microseconds=1), "truth_social_api", LOUD),
+                    (t + timedelta(minutes=30), "reuters", "Trump soybean oil ban"),
+                ),
+            ]
+        )
         again = compute_policy_features(noisy, pl.DataFrame({"trade_date": [d], "cutoff": [t]}))
         assert_frame_equal(again, alone, abs_tol=1e-12)
 
@@ -153,7 +185,11 @@ def test_volatility_ma_averages_the_same_wall_clock_cutoff_of_earlier_weekdays()
     grain_cuts = policy_cutoffs(grains, UNIVERSE, roots=["ZL"])
     per_day = compute_policy_features(events, grain_cuts)
     want = per_day["trumpxi_sentiment_volatility"].drop_nulls().mean()
-    row = at(compute_policy_features(events, policy_cutoffs([d], UNIVERSE)), d, datetime(2025, 1, 17, 19, 20, tzinfo=UTC))
+    row = at(
+        compute_policy_features(events, policy_cutoffs([d], UNIVERSE)),
+        d,
+        datetime(2025, 1, 17, 19, 20, tzinfo=UTC),
+    )
     assert want is not None and row["trumpxi_volatility_30d_ma"] == pytest.approx(want)
     equity = compute_policy_features(events, policy_cutoffs(grains, UNIVERSE, roots=["MES"]))
     assert equity["trumpxi_sentiment_volatility"].drop_nulls().mean() != pytest.approx(want)
@@ -175,7 +211,9 @@ def test_knowledge_time_counts_an_event_from_when_it_was_collected():
     assert at(by_knowledge, D1, GRAIN_D1)["trump_mentions"] == 1
     # A row of unknown collection time (NULL ingested_at) counts from its event time.
     unknown = ev(EARLY, (AT_14_CT, "blog", "Trump talks soybeans"))
-    assert at(compute_policy_features(unknown, cuts, time_basis="knowledge"), D, EQUITY_D)["trump_mentions"] == 1
+    assert (
+        at(compute_policy_features(unknown, cuts, time_basis="knowledge"), D, EQUITY_D)["trump_mentions"] == 1
+    )
     with pytest.raises(ValueError, match="time_basis"):
         compute_policy_features(events, cuts, time_basis="ingest")
 
@@ -185,12 +223,69 @@ def test_knowledge_time_is_point_in_time_for_events_collected_after_the_cutoff()
     # they change nothing up to that close, not even through the frequency penalty of an earlier post.
     late = datetime(2025, 1, 17, 12, tzinfo=UTC)
     base = ev(EARLY, (AT_14_CT, "truth_social_api", "Tariff on China, weak demand", AT_14_CT))
-    backfilled = pl.concat([base, ev(
-        *[(AT_14_CT - timedelta(minutes=10 * (i + 1)), "truth_social_api", f"{LOUD} {i}", late) for i in range(4)]
-    )])
+    backfilled = pl.concat(
+        [
+            base,
+            ev(
+                *[
+                    (AT_14_CT - timedelta(minutes=10 * (i + 1)), "truth_social_api", f"{LOUD} {i}", late)
+                    for i in range(4)
+                ]
+            ),
+        ]
+    )
     cut = pl.DataFrame({"trade_date": [D], "cutoff": [EQUITY_D]})
     k_base = compute_policy_features(base, cut, time_basis="knowledge")
     assert_frame_equal(compute_policy_features(backfilled, cut, time_basis="knowledge"), k_base)
     # By event time the same back-filled posts do count (the setting changes which events count).
     e_back = compute_policy_features(backfilled, cut)
     assert e_back["trump_mentions"].item() == 4 and k_base["trump_mentions"].item() == 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# the setting and the asset
+# ------------------------------------------------------------------------------------------------------
+def test_policy_time_setting_parses_and_validates():
+    from chimera_assets.settings import SettingsError, get_settings
+
+    assert get_settings({}).policy_time == "event"
+    assert get_settings({"CHIMERA_POLICY_TIME": " Knowledge "}).policy_time == "knowledge"
+    with pytest.raises(SettingsError, match="CHIMERA_POLICY_TIME"):
+        get_settings({"CHIMERA_POLICY_TIME": "ingest"})
+
+
+@pytest.mark.parametrize("basis", ["event", "knowledge"])
+def test_asset_writes_one_row_per_close_and_records_the_time_basis(tmp_path, monkeypatch, basis):
+    # Through Dagster: policy_events from a crafted CSV (collected the next morning), then the
+    # policy_features partition of D: two rows (13:20 and 16:00 CT) and chimera/policy_time metadata.
+    import dagster as dg
+
+    from chimera_assets.definitions import build_definitions
+    from chimera_assets.schemas import POLICY_FEATURES
+    from chimera_assets.settings import get_settings
+    from chimera_assets.warehouse.duckdb_backend import DuckDBWarehouse
+    from chimera_assets_tests.dagster_helpers import QUIET, asset_key
+
+    monkeypatch.setenv("CHIMERA_POLICY_TIME", basis)
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "events.csv").write_text(
+        "ts,source,text,ingest_timestamp_utc\n"
+        "2024-12-02T15:00:00Z,blog,start of coverage,2024-12-02T15:00:00Z\n"
+        "2025-01-15T14:00:00-06:00,blog,Trump talks soybeans,2025-01-16T10:00:00-06:00\n"
+    )
+    defs = build_definitions(policy_dir=str(policy))
+    instance = dg.DagsterInstance.ephemeral()
+    glob = defs.resolve_implicit_global_asset_job_def()
+    runs = (
+        ({asset_key("reference.policy_events")}, None),
+        ({asset_key("features.policy_features")}, "2025-01-15"),
+    )
+    for sel, pk in runs:
+        job = glob.get_subset(asset_selection=sel)
+        assert job.execute_in_process(instance=instance, partition_key=pk, run_config=QUIET).success
+    ev = instance.get_latest_materialization_event(asset_key("features.policy_features"))
+    assert ev.asset_materialization.metadata["chimera/policy_time"].value == basis
+    rows = DuckDBWarehouse(get_settings().duckdb_path).read(POLICY_FEATURES).sort("cutoff")
+    assert rows.select("trade_date", "cutoff").rows() == [(D, GRAIN_D), (D, EQUITY_D)]
+    assert rows["trump_mentions"].to_list() == ([0, 1] if basis == "event" else [0, 0])

@@ -76,13 +76,17 @@ def frames(policy: pl.DataFrame) -> dict[str, pl.DataFrame]:
     sb = build_session_bars(None, raw)
     mf = compute_market_features(raw, sb).select(MARKET_FEATURES.column_names)
     pv = compute_pivots(sb).select(PIVOTS.column_names)
-    gz = sb.select("trade_date", "symbol").join(
-        compute_golden_zone(raw, universe.golden_zone_roots), on=["trade_date", "symbol"], how="left"
-    ).select(GOLDEN_ZONE.column_names)
+    gz = (
+        sb.select("trade_date", "symbol")
+        .join(compute_golden_zone(raw, universe.golden_zone_roots), on=["trade_date", "symbol"], how="left")
+        .select(GOLDEN_ZONE.column_names)
+    )
     cons = build_consolidated(sb, mf, pv, gz, policy)
     regimes = load_regimes(Path(chimera_assets.__file__).parent / "config" / "regimes.yaml")
     now = datetime(2025, 12, 15, tzinfo=UTC)
-    matrix = build_daily_ml_matrix(cons, pv, regime_for_dates(regimes, cons["data_date"].unique().sort()), now)
+    matrix = build_daily_ml_matrix(
+        cons, pv, regime_for_dates(regimes, cons["data_date"].unique().sort()), now
+    )
     return {"consolidated": cons, "matrix": matrix}
 
 
@@ -91,8 +95,11 @@ def _mentions(frames: dict[str, pl.DataFrame]) -> dict[tuple[str, date], int | N
     return {(s, d): n for s, d, n in m.rows()}
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True,
-                   reason="needs build_consolidated's policy join on (data_date, timestamp == cutoff)")
+@pytest.mark.xfail(
+    raises=ValueError,
+    strict=True,
+    reason="needs build_consolidated's policy join on (data_date, timestamp == cutoff)",
+)
 def test_post_at_14_ct_is_in_mes_row_of_the_day_and_zl_row_of_the_next_session_only(frames):
     got = _mentions(frames)
     assert got[("MES", D)] == 1  # MES closes 16:00 CT: after the post
@@ -105,11 +112,17 @@ def test_post_at_14_ct_is_in_mes_row_of_the_day_and_zl_row_of_the_next_session_o
     # The consolidated timestamp is the root's own close, the policy row's cut-off.
     cons = frames["consolidated"]
     ts = dict(cons.filter(pl.col("data_date") == D).select("symbol", "timestamp").rows())
-    assert ts == {"ZL": datetime(2025, 6, 11, 18, 20, tzinfo=UTC), "MES": datetime(2025, 6, 11, 21, tzinfo=UTC)}
+    assert ts == {
+        "ZL": datetime(2025, 6, 11, 18, 20, tzinfo=UTC),
+        "MES": datetime(2025, 6, 11, 21, tzinfo=UTC),
+    }
 
 
 def test_the_policy_frame_holds_both_cutoffs_of_each_date(policy: pl.DataFrame):
     # Independent of the join: the policy table itself already carries the two rows per date.
     day = policy.filter(pl.col("trade_date") == D).sort("cutoff")
-    assert day["cutoff"].to_list() == [datetime(2025, 6, 11, 18, 20, tzinfo=UTC), datetime(2025, 6, 11, 21, tzinfo=UTC)]
+    assert day["cutoff"].to_list() == [
+        datetime(2025, 6, 11, 18, 20, tzinfo=UTC),
+        datetime(2025, 6, 11, 21, tzinfo=UTC),
+    ]
     assert day["trump_mentions"].to_list() == [0, 1]
