@@ -52,16 +52,19 @@ def weekdays(start: date, end: date) -> list[date]:
     ]
 
 
-def w1_mention_counts(events: pl.DataFrame, dates: list[date]) -> dict[date, tuple[int, int]]:
+def w1_mention_counts(
+    events: pl.DataFrame, dates: list[date], cutoffs: dict[date, datetime] | None = None
+) -> dict[date, tuple[int, int]]:
     """Reference for #9 and #10, written apart from the feature code: per date, the events in
-    W1 = (T - 24 h, T] (T = 16:00 America/Chicago on the date, via zoneinfo) whose text holds the whole
-    word 'trump', and of those the ones also holding 'china' or 'xi' (plain ``re``, per event)."""
+    W1 = (T - 24 h, T] (T = ``cutoffs[date]``, default 16:00 America/Chicago on the date, via zoneinfo)
+    whose text holds the whole word 'trump', and of those the ones also holding 'china' or 'xi' (plain
+    ``re``, per event)."""
     trump, china_xi = re.compile(r"\btrump\b", re.I), re.compile(r"\b(?:china|xi)\b", re.I)
     ev = events.sort("ts")
     stamps, texts = ev["ts"].to_list(), ev["text"].to_list()
     out = {}
     for d in dates:
-        cut = datetime.combine(d, time(16), ZoneInfo("America/Chicago")).astimezone(UTC)
+        cut = (cutoffs or {}).get(d) or datetime.combine(d, time(16), ZoneInfo("America/Chicago")).astimezone(UTC)
         in_w1 = [t for t in texts[bisect_right(stamps, cut - timedelta(hours=24)):bisect_right(stamps, cut)]
                  if trump.search(t)]
         out[d] = (len(in_w1), sum(bool(china_xi.search(t)) for t in in_w1))
