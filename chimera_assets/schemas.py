@@ -248,7 +248,7 @@ SESSION_BARS = _daily_feature(
     "session_bars",
     "trade_date DATE, symbol STRING, instrument_id INT64, open FLOAT64, high FLOAT64, low FLOAT64, "
     "close FLOAT64, volume INT64, bar_count INT64, source_freq STRING, roll_flag BOOL, thin_flag BOOL, "
-    "settle FLOAT64, open_interest INT64, session_complete BOOL",
+    "settle FLOAT64, open_interest INT64, session_complete BOOL, last_bar_end TIMESTAMP, session_status STRING",
 )
 MARKET_FEATURES = _daily_feature(
     "market_features",

@@ -253,23 +253,59 @@ def expected_partitions(
 
 # Session open/close instants (UTC) of a calendar's sessions, as the session gate compares bars with them.
 _TS = pl.Datetime("us", "UTC")
-SCHEDULE_SCHEMA = {"trade_date": pl.Date, "session_open": _TS, "session_close": _TS}
+SCHEDULE_SCHEMA = {"trade_date": pl.Date, "session_open": _TS, "session_close": _TS, "early_close": pl.Boolean}
+
+# Early closes the pandas_market_calendars 5.5 calendars lack, as (calendar names, date, close CT).
+# Each was seen in the vendor's bars (the real batch: every liquid root of the family stops at that
+# time while the calendar says 16:00) and matches CME's holiday trading hours for that day. Without
+# them a holiday session would count as cut short by the vendor (SPEC 6.3 ``partial``).
+_ENERGY_METALS = frozenset({
+    "CMEGlobex_Crude", "CMEGlobex_CL", "CMEGlobex_CrudeAndRefined", "CMEGlobex_Energy", "CMEGlobex_EnergyAndMetals",
+    "CMEGlobex_NatGas", "CMEGlobex_NG", "CMEGlobex_Gas", "CMEGlobex_RB", "CMEGlobex_HO", "CMEGlobex_NYHarbor",
+    "CMEGlobex_MicroCrude", "CMEGlobex_MCL", "CMEGlobex_Metals", "CMEGlobex_PreciousMetals", "CMEGlobex_Gold",
+    "CMEGlobex_GC", "CMEGlobex_Silver", "CMEGlobex_SI", "CMEGlobex_Platinum", "CMEGlobex_PL",
+    "CMEGlobex_BaseMetals", "CMEGlobex_Copper", "CMEGlobex_HG",
+})
+_RATES_FX = frozenset({
+    "CME_Rate", "CBOT_Rate", "CME_InterestRate", "CBOT_InterestRate", "CME_Bond", "CBOT_Bond",
+    "CMEGlobex_FX", "CME_FX", "CME_Currency",
+})
+EARLY_CLOSE_FIXES: tuple[tuple[frozenset[str], date, dt.time], ...] = (
+    (_ENERGY_METALS, date(2024, 12, 24), dt.time(12, 45)),  # Christmas Eve: NYMEX/COMEX close 13:45 ET
+    (_ENERGY_METALS, date(2025, 12, 24), dt.time(12, 45)),
+    (_RATES_FX, date(2024, 6, 19), dt.time(12, 0)),  # Juneteenth: rates and FX halt at 12:00 CT
+    (_RATES_FX, date(2025, 6, 19), dt.time(12, 0)),
+    (_RATES_FX, date(2025, 7, 4), dt.time(12, 0)),  # Independence Day on a Friday
+)
+
+
+def _fixed_close(calendar: str, day: date, close: datetime) -> tuple[datetime, bool]:
+    for calendars, fix_day, fix_time in EARLY_CLOSE_FIXES:
+        if day == fix_day and calendar in calendars:
+            fixed = datetime.combine(day, fix_time, tzinfo=_CME_ZONE).astimezone(UTC)
+            if fixed < close:
+                return fixed, True
+    return close, False
 
 
 @lru_cache(maxsize=128)
-def _schedule_rows(calendar: str, start: date, end: date) -> tuple[tuple[date, datetime, datetime], ...]:
+def _schedule_rows(calendar: str, start: date, end: date) -> tuple[tuple[date, datetime, datetime, bool], ...]:
     import pandas_market_calendars as mcal
 
-    sched = mcal.get_calendar(calendar).schedule(start.isoformat(), end.isoformat())
-    return tuple(
-        (d.date(), o.to_pydatetime(), c.to_pydatetime())
-        for d, o, c in zip(sched.index, sched["market_open"], sched["market_close"], strict=True)
-    )
+    cal = mcal.get_calendar(calendar)
+    sched = cal.schedule(start.isoformat(), end.isoformat())
+    early = {d.date() for d in cal.early_closes(sched).index} if len(sched) else set()
+    rows = []
+    for d, o, c in zip(sched.index, sched["market_open"], sched["market_close"], strict=True):
+        close, fixed = _fixed_close(calendar, d.date(), c.to_pydatetime())
+        rows.append((d.date(), o.to_pydatetime(), close, fixed or d.date() in early))
+    return tuple(rows)
 
 
 def calendar_schedule(calendar: str, start: date, end: date) -> pl.DataFrame:
     """Sessions of ``calendar`` (a pandas_market_calendars name) with trade dates in [start, end]:
-    trade_date, session_open, session_close (UTC instants; early closes included)."""
+    trade_date, session_open, session_close (UTC instants; early closes included, with the fixes of
+    ``EARLY_CLOSE_FIXES``), early_close (the close is a holiday close, earlier than the regular one)."""
     if start > end:
         return pl.DataFrame(schema=SCHEDULE_SCHEMA)
     rows = _schedule_rows(calendar, start, end)

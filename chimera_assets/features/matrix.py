@@ -169,31 +169,50 @@ def build_consolidated(
     golden_zone: pl.DataFrame,
     policy: pl.DataFrame,
     sessions_tz: str = "America/Chicago",
+    closes: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The flat ``features.consolidated_features`` frame (SPEC 6.5): exactly ``CONSOLIDATED``'s columns,
     in order, with its types.
 
     One row per session-bar row: ``symbol`` = root, ``data_date`` = trade_date. ``timestamp`` = the
-    session close instant in UTC: 16:00 wall-clock in ``sessions_tz`` (America/Chicago) on data_date,
-    DST-aware (22:00 UTC in winter, 21:00 UTC in summer). open/high/low/close (price units) and volume
+    root's scheduled session close instant in UTC, from ``closes`` (trade_date, symbol, session_close:
+    ``session_state.session_schedule``, early closes included: 13:20 CT for grains, 16:00 CT for equity
+    index and energy, ...); without ``closes`` (or for a key it lacks), 16:00 wall clock in
+    ``sessions_tz`` (America/Chicago), DST-aware. open/high/low/close (price units) and volume
     (contracts) come from the session bars.
 
     Feature frames are left-joined, so a missing feature row gives NULLs, never a dropped session:
     ``market`` (vwap, realized_vol_1h, vol_percentile, k_vol), ``pivots`` and ``golden_zone`` on
-    (trade_date, symbol); ``policy`` on trade_date only (policy features are date-level, identical for
-    every root). A root absent from ``golden_zone`` (golden zone is computed for flagged roots only) has
+    (trade_date, symbol); ``policy`` on (trade_date, cutoff = the row's ``timestamp``) when it has a
+    ``cutoff`` column (the events before the root's own close, SPEC 6.4), else on trade_date. A root absent from ``golden_zone`` (golden zone is computed for flagged roots only) has
     NULL golden-zone columns. Extra input columns are ignored; a missing one raises ``ValueError``,
     as does a duplicate key in any input (it would duplicate or multiply rows). Output is sorted by
     (symbol, data_date). Empty session bars give an empty, correctly typed frame.
     """
     src = _CONSOLIDATED_FROM
     bars = _keyed(session_bars, "session_bars", src["session_bars"])
+    fallback = _session_close_utc("data_date", sessions_tz)
+    if closes is not None:
+        own = closes.select(pl.col("trade_date").alias("data_date"), "symbol",
+                            pl.col("session_close").cast(pl.Datetime("us", "UTC")).alias("_close"))
+        bars = bars.join(own.unique(_KEY), on=_KEY, how="left").with_columns(
+            pl.coalesce("_close", fallback).alias("timestamp")).drop("_close")
+    else:
+        bars = bars.with_columns(fallback.alias("timestamp"))
+    if "cutoff" in policy.columns:
+        pol = policy.rename({"trade_date": "data_date"}) if "trade_date" in policy.columns else policy
+        _require(pol, "policy", ["data_date", "cutoff", *src["policy"]])
+        _require_unique(pol, "policy", ["data_date", "cutoff"])
+        pol = pol.select(pl.col("data_date").cast(pl.Date), pl.col("cutoff").cast(pl.Datetime("us", "UTC"))
+                         .alias("timestamp"), *src["policy"])
+        policy_join = (pol, ["data_date", "timestamp"])
+    else:
+        policy_join = (_keyed(policy, "policy", src["policy"], on_symbol=False), ["data_date"])
     out = (
         bars.join(_keyed(market, "market", src["market"]), on=_KEY, how="left")
         .join(_keyed(pivots, "pivots", src["pivots"]), on=_KEY, how="left")
-        .join(_keyed(policy, "policy", src["policy"], on_symbol=False), on="data_date", how="left")
+        .join(policy_join[0], on=policy_join[1], how="left")
         .join(_keyed(golden_zone, "golden_zone", src["golden_zone"]), on=_KEY, how="left")
-        .with_columns(_session_close_utc("data_date", sessions_tz).alias("timestamp"))
     )
     schema = CONSOLIDATED.polars_schema()
     return out.select([pl.col(c).cast(t) for c, t in schema.items()]).sort(_KEY)

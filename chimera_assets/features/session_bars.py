@@ -10,11 +10,13 @@ import polars as pl
 from chimera_assets.schemas import SESSION_BARS
 from chimera_assets.trade_calendar import is_weekday_expr
 
-# The columns of features.session_bars (declared in schemas.py) but session_complete, which the session
-# gate adds (features/session_state.py).
+# The columns of features.session_bars (declared in schemas.py) but session_complete and session_status,
+# which the session state adds (features/session_state.py: they need the root's schedule).
 SESSION_BAR_SCHEMA: dict[str, pl.DataType] = {
-    c: t for c, t in SESSION_BARS.polars_schema().items() if c != "session_complete"
+    c: t for c, t in SESSION_BARS.polars_schema().items() if c not in ("session_complete", "session_status")
 }
+# How far each intraday frequency's bar reaches past its ts_event (the bar's open).
+BAR_SPAN = {"1m": pl.duration(minutes=1), "1h": pl.duration(hours=1)}
 
 THIN_RATIO = 0.2
 THIN_WINDOW = 20
@@ -117,7 +119,14 @@ def _aggregate_intraday(bars: pl.DataFrame) -> pl.DataFrame:
             *ohlcv_aggregations(),
             pl.len().cast(pl.Int64).alias("bar_count"),
             pl.col("source_freq").first(),
+            pl.col("ts_event").max().alias("_last_ts"),
         )
+        # The end of the session's last kept bar: what session completeness compares with the close.
+        .with_columns(
+            (pl.col("_last_ts").cast(pl.Datetime("us", "UTC")) + pl.when(pl.col("source_freq") == "1m")
+             .then(BAR_SPAN["1m"]).otherwise(BAR_SPAN["1h"])).alias("last_bar_end")
+        )
+        .drop("_last_ts")
     )
 
 
@@ -137,7 +146,8 @@ def _daily_fallback(bars_1d: pl.DataFrame | None, have: pl.DataFrame | None) -> 
     d = (
         d.sort(*_KEY, "volume", "instrument_id", descending=[False, False, True, False], nulls_last=True)
         .unique(subset=_KEY, keep="first", maintain_order=True)
-        .with_columns(bar_count=pl.lit(1, pl.Int64), source_freq=pl.lit("1d"))
+        .with_columns(bar_count=pl.lit(1, pl.Int64), source_freq=pl.lit("1d"),
+                      last_bar_end=pl.lit(None, pl.Datetime("us", "UTC")))
     )
     if have is not None:
         d = d.join(have.select(_KEY), on=_KEY, how="anti")
@@ -246,7 +256,8 @@ def build_session_bars(
     if not parts:
         return pl.DataFrame(schema=SESSION_BAR_SCHEMA)
 
-    price_cols = ["instrument_id", "open", "high", "low", "close", "volume", "bar_count", "source_freq"]
+    price_cols = ["instrument_id", "open", "high", "low", "close", "volume", "bar_count", "source_freq",
+                  "last_bar_end"]
     new = pl.concat([p.select(*_KEY, *price_cols) for p in parts], how="vertical_relaxed")
     settle = _settlement_frame(bars_1d, settlements)
     if settle is not None:

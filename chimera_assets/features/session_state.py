@@ -1,42 +1,49 @@
-"""Session state (SPEC 6.3): is a session complete, and may a date x root partition be empty?
+"""Session state (SPEC 6.3): is a session complete, and why is a date x root partition empty?
 
 Pure functions over polars frames and the CME calendars of ``pandas_market_calendars``; the Dagster
 shells are in ``chimera_assets.defs.features.session_gate``.
 
-**Complete session.** A session is complete when the loaded data of its root reaches its scheduled
-close (the root's calendar, early closes included): the end of some intraday bar of the root
-(``ts_event`` is the bar's open, so a 1h bar reaches ``ts_event + 1 h``) is at or after the close, or
-a Databento API request of an intraday schema for the root's series ended (``period_end``) at or after
-it. A landing file's header period is never used (a file cut short still claims its whole month).
-The evening fragment of tomorrow's session at the end of a monthly file, and today's session before
-its close, are therefore incomplete; they become complete when later data is loaded. A session built
-from the ohlcv-1d fallback (``source_freq`` "1d") is complete: Databento publishes a UTC-day bar only
-after that day, whose end is after the session's close.
+**Complete session.** A session is complete when the root's own bars reach the session's scheduled
+close (the root's calendar, early closes included; ``RootConfig.session_close`` overrides the regular
+close) within a tolerance per frequency (``DEFAULT_TOLERANCE``, universe.yaml ``session_tolerance``):
+``last_bar_end`` (the end of the session's last kept bar; ``ts_event`` is the bar's open) >= close -
+tolerance. A session built from the ohlcv-1d fallback (``source_freq`` "1d") is complete: Databento
+publishes a UTC-day bar only after that day. A session that is not complete is
+
+- ``incomplete`` when the root's loaded data ends before the close (the evening part of tomorrow's
+  session at the end of a monthly file; today's session before its close): it completes later;
+- ``partial`` when the root's loaded data goes on past the close (later bars, or a Databento API
+  request that ended after it) although the session's own bars stop well before it: the vendor cut
+  the session short (or, for a root that rarely trades near its close, nobody traded: give such a
+  root a wider ``session_tolerance`` in universe.yaml). A corrected file completes it.
+
+A landing file's header period is never used (a file cut short still claims its whole month).
 
 **Partition status** of each requested (trade_date, root):
 
 - ``published``: a session bar exists and is complete (features are computed and published);
-- ``incomplete``: a session bar exists but is not complete (kept in session_bars, not published);
+- ``incomplete`` / ``partial``: a session bar exists but is not complete (kept in session_bars,
+  not published downstream, treated like a holiday by rolling windows and targets);
 - ``no_session``: no bar, and the root's calendar has no session that day (holiday) or the day is
-  before the root's universe ``start``: the only case recorded as materialized with 0 rows;
-- ``no_trades``: no bar on a calendar session day, the root has bars on both sides of it, and one
-  loaded source spans the whole session (a landing file whose records start before the session's
-  open and end after its close and whose load wrote that trade date, or an API request over the
-  session): the exchange did not trade the root although the calendar library lists a session (CME
-  equity futures on Good Friday 2024 and 2025; ``pandas_market_calendars`` 5.5 lists both);
-- ``not_started``: no bar on a calendar session day that a landing-file load wrote (its trade-date
-  range holds the day) although its records end before the session opens; the root has bars in the
-  days before and none on or after it: the file ends at a weekend or at the edge of its period (the
-  landing sensor requests the partitions a file's period touches). Like an incomplete session it
-  waits for the next data: 0 rows, listed, not a failure;
-- ``missing``: any other session day without a bar: the data was not loaded, so the run fails
-  naming the partition.
+  before the root's universe ``start``;
+- ``no_trades``: no bar on a calendar session day that a loaded source covers: a landing-file load
+  whose records (of any root: the union of the loaded sources) start before the session opens and end
+  after it closes and whose load wrote that trade date, or an API request over the session. The
+  exchange or the vendor has no bar for the root although the calendar lists a session (CME equity
+  futures on Good Friday; a Labor Day early-close session; a vendor outage inside a monthly file);
+- ``missing``: no bar on a calendar session day that no loaded source covers (the data was not
+  loaded yet, or the root's file ends before it).
+
+No status fails a run (SPEC 6.3, 2026-12-08: "days without a publishable session never fail a
+range"): every partition that is not ``published`` has 0 published rows and metadata with its
+reason, and the WARN check ``no_missing_sessions`` lists the ``no_trades``, ``missing`` and
+``partial`` ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 import polars as pl
 
@@ -45,7 +52,13 @@ from chimera_assets.trade_calendar import CME_TZ, SCHEDULE_SCHEMA, calendar_sche
 # How far each frequency's bar reaches past its ts_event (the bar's open).
 BAR_SPAN = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}
 INTRADAY_SCHEMAS = ("ohlcv-1m", "ohlcv-1h")
-STATUSES = ("published", "incomplete", "no_session", "no_trades", "not_started", "missing")
+STATUSES = ("published", "incomplete", "partial", "no_session", "no_trades", "missing")
+#: The statuses of a day without a publishable session that the WARN check lists (gap days).
+GAP_STATUSES = ("no_trades", "missing", "partial")
+# How far before the scheduled close a session's last bar may end and the session still count as
+# complete. Measured on the real batch (docs/features.md, "Session state"): a liquid root's last 1h
+# bar ends at or after the close; 2 h leaves the thin-contract and holiday-hour days of 2024-25 complete.
+DEFAULT_TOLERANCE = {"1m": timedelta(hours=1), "1h": timedelta(hours=2)}
 # Close assumed on a date the calendar has no session for (bars on a day the library lists as closed):
 # 16:00 CT, the Globex daily halt, as the matrix's session-close timestamp.
 FALLBACK_CLOSE_HOUR = 16
@@ -53,22 +66,28 @@ _KEY = ["trade_date", "symbol"]
 _TS = pl.Datetime("us", "UTC")
 
 
-def _at_chicago(date_col: str, hours: int) -> pl.Expr:
-    local = pl.col(date_col).cast(pl.Datetime("us")) + pl.duration(hours=hours)
+def _at_chicago(date_col: str, hours: int | pl.Expr, minutes: int | pl.Expr = 0) -> pl.Expr:
+    local = pl.col(date_col).cast(pl.Datetime("us")) + pl.duration(hours=hours, minutes=minutes)
     return local.dt.replace_time_zone(CME_TZ, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
 
 
 def session_schedule(
-    keys: pl.DataFrame, calendars: Mapping[str, str], starts: Mapping[str, date] | None = None
+    keys: pl.DataFrame,
+    calendars: Mapping[str, str],
+    starts: Mapping[str, date] | None = None,
+    closes: Mapping[str, time | None] | None = None,
 ) -> pl.DataFrame:
     """``keys`` (trade_date, symbol; other columns kept) plus ``scheduled`` (the root's calendar has a
     session that day, on or after the root's start), ``session_open`` and ``session_close`` (UTC).
 
-    Days without a calendar session get 17:00 CT of the previous day and 16:00 CT of the day as
+    ``closes``: per root, its regular close (America/Chicago wall clock) replacing the calendar's on
+    days that are not early closes (an early close of the calendar always wins). Days without a
+    calendar session get 17:00 CT of the previous day and the root's regular close (else 16:00 CT) as
     open/close, so bars printed on a day the library calls closed still have a close to reach.
     A root without a calendar is never scheduled.
     """
     parts = []
+    closes = closes or {}
     for (root,), sub in keys.group_by("symbol"):
         cal = calendars.get(root)
         if cal is None or sub.is_empty():
@@ -77,16 +96,29 @@ def session_schedule(
         start = (starts or {}).get(root)
         if start is not None:
             sched = sched.filter(pl.col("trade_date") >= start)
-        parts.append(sched.with_columns(symbol=pl.lit(root, pl.Utf8), scheduled=pl.lit(True)))
+        regular = closes.get(root)
+        if regular is not None:
+            own = _at_chicago("trade_date", regular.hour, regular.minute)
+            sched = sched.with_columns(
+                pl.when(pl.col("early_close")).then(pl.col("session_close")).otherwise(own).alias("session_close")
+            )
+        parts.append(sched.drop("early_close").with_columns(symbol=pl.lit(root, pl.Utf8), scheduled=pl.lit(True)))
     sched = (
         pl.concat(parts) if parts
-        else pl.DataFrame(schema={**SCHEDULE_SCHEMA, "symbol": pl.Utf8, "scheduled": pl.Boolean})
+        else pl.DataFrame(schema={**{k: v for k, v in SCHEDULE_SCHEMA.items() if k != "early_close"},
+                                  "symbol": pl.Utf8, "scheduled": pl.Boolean})
     )
     out = keys.join(sched, on=_KEY, how="left")
+    fallback_hour = pl.col("symbol").replace_strict(
+        {r: c.hour for r, c in closes.items() if c is not None}, default=FALLBACK_CLOSE_HOUR, return_dtype=pl.Int32
+    )
+    fallback_minute = pl.col("symbol").replace_strict(
+        {r: c.minute for r, c in closes.items() if c is not None}, default=0, return_dtype=pl.Int32
+    )
     return out.with_columns(
         pl.col("scheduled").fill_null(False),
         pl.coalesce("session_open", _at_chicago("trade_date", FALLBACK_CLOSE_HOUR + 1 - 24)).alias("session_open"),
-        pl.coalesce("session_close", _at_chicago("trade_date", FALLBACK_CLOSE_HOUR)).alias("session_close"),
+        pl.coalesce("session_close", _at_chicago("trade_date", fallback_hour, fallback_minute)).alias("session_close"),
     )
 
 
@@ -158,33 +190,75 @@ def source_spans(ledger: pl.DataFrame, series_by_root: Mapping[str, Sequence[str
     ).drop_nulls(["span_start", "span_end"]).cast(schema)
 
 
-def mark_session_complete(sessions: pl.DataFrame, schedule: pl.DataFrame, reach: pl.DataFrame) -> pl.DataFrame:
-    """``sessions`` (trade_date, symbol, source_freq, ...) with ``session_complete`` set: the root's
-    ``reach`` (see ``bar_reach``/``api_reach``; several rows per root allowed) is at or after the
-    session's close from ``schedule`` (``session_schedule``), or the session comes from a 1d bar."""
+# Two sources whose records meet within this are one contiguous coverage (an hourly file's last bar opens
+# at 23:00 UTC of its last day; the next month's first bar opens at 00:00 UTC).
+_JOIN_GAP = timedelta(hours=1)
+
+
+def merged_spans(spans: pl.DataFrame) -> pl.DataFrame:
+    """The union of ``source_spans`` per root as disjoint intervals (symbol, span_start, span_end).
+
+    A landing load's span is first clipped to the trade dates it wrote ([date_from, date_to): from
+    21:00 UTC the day before ``date_from``, as a session opens the evening before at 17:00 CT at the
+    earliest (22:00 UTC in summer), to 00:00 UTC of ``date_to``, after the last written date's close),
+    so a file loaded
+    for a few of its dates covers only those; then intervals that overlap or meet within an hour (the
+    span of an hourly bar) are merged: a session split across two monthly files is covered by the two.
+    """
+    schema = {"symbol": pl.Utf8, "span_start": _TS, "span_end": _TS}
+    if spans.is_empty():
+        return pl.DataFrame(schema=schema)
+    lo = pl.col("date_from").cast(pl.Datetime("us")).dt.replace_time_zone("UTC") - pl.duration(hours=3)
+    hi = pl.col("date_to").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    clipped = spans.select(
+        "symbol",
+        pl.when(pl.col("date_from").is_null()).then(pl.col("span_start"))
+        .otherwise(pl.max_horizontal("span_start", lo)).alias("span_start"),
+        pl.when(pl.col("date_to").is_null()).then(pl.col("span_end"))
+        .otherwise(pl.min_horizontal("span_end", hi)).alias("span_end"),
+    ).filter(pl.col("span_start") <= pl.col("span_end")).sort("symbol", "span_start")
+    reach = pl.col("span_end").cum_max().shift(1).over("symbol")
+    group = (pl.col("span_start") > reach + _JOIN_GAP).fill_null(True).cum_sum().over("symbol")
+    return (
+        clipped.with_columns(_g=group)
+        .group_by("symbol", "_g")
+        .agg(pl.col("span_start").min(), pl.col("span_end").max())
+        .select(schema.keys()).cast(schema).sort("symbol", "span_start")
+    )
+
+
+def mark_session_complete(
+    sessions: pl.DataFrame,
+    schedule: pl.DataFrame,
+    reach: pl.DataFrame,
+    tolerance: Mapping[str, timedelta] | None = None,
+) -> pl.DataFrame:
+    """``sessions`` (trade_date, symbol, source_freq, last_bar_end, ...) with
+    ``session_complete`` and ``session_status`` ('complete' | 'incomplete' | 'partial') set (see the
+    module docstring). ``schedule``: ``session_schedule`` of the keys; ``reach``: per root how far its
+    loaded data goes (``bar_reach``/``api_reach``; several rows per root allowed); ``tolerance`` per
+    source frequency (default ``DEFAULT_TOLERANCE``)."""
+    tol = {**DEFAULT_TOLERANCE, **(tolerance or {})}
     best = reach.group_by("symbol").agg(pl.col("reach").max()) if reach.height else reach
     closes = schedule.select(*_KEY, "session_close")
-    out = sessions.drop("session_complete", strict=False).join(closes, on=_KEY, how="left").join(
+    out = sessions.drop("session_complete", "session_status", strict=False).join(closes, on=_KEY, how="left").join(
         best, on="symbol", how="left"
     )
-    complete = (pl.col("source_freq") == "1d") | (pl.col("reach") >= pl.col("session_close"))
-    return out.with_columns(session_complete=complete.fill_null(False)).drop("session_close", "reach")
-
-
-NEIGHBOUR_DAYS_BEFORE = 7  # calendar days searched for the root's previous bar (a long holiday weekend fits)
-NEIGHBOUR_DAYS_AFTER = 10  # ... and for a later bar
-
-
-def _neighbours(cand: pl.DataFrame, raw_days: pl.DataFrame) -> pl.DataFrame:
-    """Per candidate (trade_date, symbol): has_on / has_before / has_after = the root has raw bars on the
-    day / within NEIGHBOUR_DAYS_BEFORE days before it / within NEIGHBOUR_DAYS_AFTER days after it."""
-    days = raw_days.select(pl.col("trade_date").alias("_d"), "symbol").unique()
-    pairs = cand.select(_KEY).unique().join(days, on="symbol", how="inner")
-    delta = (pl.col("_d") - pl.col("trade_date")).dt.total_days()
-    return pairs.group_by(_KEY).agg(
-        (delta == 0).any().alias("has_on"),
-        delta.is_between(-NEIGHBOUR_DAYS_BEFORE, -1).any().alias("has_before"),
-        delta.is_between(1, NEIGHBOUR_DAYS_AFTER).any().alias("has_after"),
+    allowed = pl.col("source_freq").replace_strict(
+        {f: t for f, t in tol.items()}, default=timedelta(0), return_dtype=pl.Duration("us")
+    )
+    reaches_close = pl.col("last_bar_end") >= pl.col("session_close") - allowed
+    complete = ((pl.col("source_freq") == "1d") | reaches_close).fill_null(False)
+    data_goes_on = (pl.col("reach") >= pl.col("session_close")).fill_null(False)
+    status = (
+        pl.when(complete).then(pl.lit("complete"))
+        .when(data_goes_on).then(pl.lit("partial"))
+        .otherwise(pl.lit("incomplete"))
+    )
+    return (
+        out.with_columns(session_status=status)
+        .with_columns(session_complete=pl.col("session_status") == "complete")
+        .drop("session_close", "reach")
     )
 
 
@@ -193,57 +267,44 @@ def classify_partitions(
     sessions: pl.DataFrame,
     schedule: pl.DataFrame,
     spans: pl.DataFrame | None = None,
-    raw_days: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The status (see the module docstring) of every (trade_date, symbol) of ``keys``.
 
-    ``sessions``: the session bars of those keys (trade_date, symbol, session_complete);
-    ``schedule``: ``session_schedule`` of the keys; ``spans``: ``source_spans`` (None = nothing loaded);
-    ``raw_days``: the (trade_date, symbol) pairs with raw bars from NEIGHBOUR_DAYS_BEFORE days before to
-    NEIGHBOUR_DAYS_AFTER days after the keys. Without both, a session day without a bar is ``missing``.
-
-    ``no_trades`` needs the root's own bars on both sides of the day (within the neighbour windows) and
-    one loaded source spanning it; ``not_started`` needs the root's bars before the day, none on or
-    after it, and a load that wrote the date with records ending before the session opens. The root's
-    own bars are required because a ledger row lists every series its load wrote, not only its file's.
-    A day with raw bars is never either (for an asset after session_bars it lacks its session bar).
-    Returns trade_date, symbol, status, sorted.
+    ``sessions``: the session bars of those keys (trade_date, symbol, session_complete and, when
+    stored, session_status); ``schedule``: ``session_schedule`` of the keys; ``spans``:
+    ``source_spans`` of the loaded sources (None = nothing loaded). A calendar session day without a
+    bar is ``no_trades`` when the union of the loaded sources (``merged_spans``) spans the whole session
+    (records at or before the open and at or after the close), else ``missing``. Returns trade_date, symbol, status, sorted.
     """
-    have = sessions.select(*_KEY, pl.col("session_complete").fill_null(False).alias("_complete"))
+    status_col = (
+        pl.col("session_status") if "session_status" in sessions.columns
+        else pl.lit(None, pl.Utf8)
+    )
+    have = sessions.select(
+        *_KEY, pl.col("session_complete").fill_null(False).alias("_complete"), status_col.alias("_status")
+    )
     frame = (
         keys.select(*_KEY).unique()
         .join(have, on=_KEY, how="left")
         .join(schedule.select(*_KEY, "scheduled", "session_open", "session_close"), on=_KEY, how="left")
     )
-    covered, waiting = pl.lit(False), pl.lit(False)
-    if spans is not None and spans.height and raw_days is not None:
+    covered = pl.lit(False)
+    if spans is not None and spans.height:
         no_bar = frame.filter(pl.col("_complete").is_null() & pl.col("scheduled").fill_null(False))
-        near = _neighbours(no_bar, raw_days)
-        cand = (
-            no_bar.join(near, on=_KEY, how="inner")
-            .filter(~pl.col("has_on") & pl.col("has_before"))
-            .join(spans, on="symbol", how="inner")
+        hit = (
+            no_bar.select(*_KEY, "session_open", "session_close")
+            .join(merged_spans(spans), on="symbol", how="inner")
+            .filter((pl.col("span_start") <= pl.col("session_open")) & (pl.col("span_end") >= pl.col("session_close")))
+            .select(*_KEY).unique().with_columns(_covered=pl.lit(True))
         )
-        claims_date = (pl.col("date_from") <= pl.col("trade_date")) & (pl.col("trade_date") < pl.col("date_to"))
-        hit = cand.filter(
-            pl.col("has_after")
-            & (pl.col("span_start") <= pl.col("session_open"))
-            & (pl.col("span_end") >= pl.col("session_close"))
-            & (pl.col("date_from").is_null() | claims_date)
-        ).select(*_KEY).unique().with_columns(_covered=pl.lit(True))
-        # A load wrote the date, but its records end before the session opens and the root has no bar
-        # after it: the session has not started in the loaded data yet.
-        wait = cand.filter(
-            ~pl.col("has_after") & claims_date & (pl.col("span_end") <= pl.col("session_open"))
-        ).select(*_KEY).unique().with_columns(_waiting=pl.lit(True))
-        frame = frame.join(hit, on=_KEY, how="left").join(wait, on=_KEY, how="left")
-        covered, waiting = pl.col("_covered").fill_null(False), pl.col("_waiting").fill_null(False)
+        frame = frame.join(hit, on=_KEY, how="left")
+        covered = pl.col("_covered").fill_null(False)
     status = (
         pl.when(pl.col("_complete")).then(pl.lit("published"))
+        .when(pl.col("_complete").is_not_null() & (pl.col("_status") == "partial")).then(pl.lit("partial"))
         .when(pl.col("_complete").is_not_null()).then(pl.lit("incomplete"))
         .when(~pl.col("scheduled").fill_null(False)).then(pl.lit("no_session"))
         .when(covered).then(pl.lit("no_trades"))
-        .when(waiting).then(pl.lit("not_started"))
         .otherwise(pl.lit("missing"))
     )
     return frame.select(*_KEY, status.alias("status")).sort("symbol", "trade_date")

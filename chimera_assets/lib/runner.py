@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
+import polars as pl
 
 from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files, select_files
+from chimera_assets.lib.asset_keys import SESSION_BARS as SESSION_BARS_KEY
 from chimera_assets.lib.asset_keys import asset_key, training_key
 from chimera_assets.lib.partitions import FIRST_TRADE_DATE, weekday_dates
 from chimera_assets.lib.resources import DatabentoSource
@@ -24,6 +26,7 @@ from chimera_assets.schemas import ALL_TABLES, training_table
 from chimera_assets.universe import Universe, UniverseConfigError, get_universe
 from chimera_assets.warehouse.base import Warehouse
 
+MAX_LISTED = 20
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -48,6 +51,11 @@ class RunSummary:
     stages: list[StageResult]
     rows_per_table: dict[str, int]
     warehouse: str
+    #: Days without a publishable session, by status (no_trades, missing, partial, incomplete): the
+    #: count and the first partition keys (SPEC 6.3; they never fail the run).
+    gap_days: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    #: Per root, the trade dates of the request after the root's last loaded bar (built as empty).
+    beyond_data: dict[str, tuple[date, date, int]] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -88,6 +96,7 @@ class Stage:
     selection: frozenset[dg.AssetKey]
     tags: dict[str, str]
     partitions: int = 0
+    roots: tuple[str, ...] = ()
 
 
 def _range_tags(start: str, end: str) -> dict[str, str]:
@@ -126,9 +135,9 @@ def plan_stages(
     raw = frozenset(k for k in multi if k.path[0] == "market_data")
     for block in universe.root_blocks(roots):
         tags, n = _range_tags(f"{d0}|{block[0]}", f"{d1}|{block[-1]}"), len(dates) * len(block)
-        stages.append(Stage(f"market data {d0}..{d1} x {','.join(block)}", raw, tags, n))
+        stages.append(Stage(f"market data {d0}..{d1} x {','.join(block)}", raw, tags, n, tuple(block)))
         stages.append(Stage(f"session bars -> features -> matrix {d0}..{d1} x {','.join(block)}",
-                            frozenset(multi - raw), tags, n))
+                            frozenset(multi - raw), tags, n, tuple(block)))
     if include_training:
         stages.append(Stage("training tables", frozenset(training & {training_key(r) for r in roots}), {}))
     if reports:
@@ -169,6 +178,8 @@ def run_graph(
     stages = plan_stages(defs, dates, roots, universe, include_training, set(skipped))
     job = defs.resolve_implicit_global_asset_job_def()
     results: list[StageResult] = []
+    gap_days: dict[str, tuple[int, list[str]]] = {}
+    beyond: dict[str, tuple[date, date, int]] = {}
     for i, stage in enumerate(stages, 1):
         if not stage.selection:
             continue
@@ -180,6 +191,7 @@ def run_graph(
             run_config=run_config or QUIET,
         )
         passed, failed, warned = summarise_evaluations(res.get_asset_check_evaluations())
+        _collect_gap_days(res, gap_days)
         err = None
         if not res.success:
             err = "; ".join(
@@ -195,7 +207,56 @@ def run_graph(
         if not res.success:
             progress(f"      error: {err}")
             break
-    return RunSummary(results, table_row_counts(warehouse, roots), repr(warehouse))
+        if stage.name.startswith("market data "):
+            for root, span in dates_beyond_loaded_data(warehouse, dates, stage.roots).items():
+                beyond[root] = span
+                progress(f"      {root}: {span[0]}..{span[1]} ({span[2]} trade date(s)) are after its last loaded bar: "
+                         "they stay empty (listed as missing) until their data is loaded")
+    return RunSummary(results, table_row_counts(warehouse, roots), repr(warehouse), gap_days, beyond)
+
+
+_GAP_KEYS = ("no_trades", "missing", "partial", "incomplete")
+
+
+def _collect_gap_days(res: dg.ExecuteInProcessResult, out: dict[str, tuple[int, list[str]]]) -> None:
+    """Add the session_bars partitions of ``res`` that have no publishable session (from the metadata
+    the session gate writes on every materialization of the run) to ``out``."""
+    # The gate copies the run's verdict onto every partition's materialization: one event says it all.
+    for ev in res.get_asset_materialization_events():
+        if ev.asset_key != SESSION_BARS_KEY:
+            continue
+        meta = ev.materialization.metadata
+        for status in _GAP_KEYS:
+            entry = meta.get(f"chimera/{status}")
+            if entry is None:
+                continue
+            value = entry.value
+            n, keys = out.get(status, (0, []))
+            out[status] = (n + int(value["count"]), (keys + list(value["partitions"]))[:MAX_LISTED])
+        return
+
+
+def dates_beyond_loaded_data(warehouse: Warehouse, dates: list[date], roots: list[str]) -> dict[str, tuple[date, date, int]]:
+    """Per root of ``roots``, the requested trade dates after its last loaded raw bar (first, last,
+    count), read from the raw tables over the request only; roots whose data reaches the last date
+    are left out."""
+    from chimera_assets.schemas import OHLCV_1D, OHLCV_1H, OHLCV_1M
+    from chimera_assets.warehouse.base import Slice
+
+    last: dict[str, date] = {}
+    slice_ = Slice(tuple((r, dates[0], dates[-1]) for r in roots))
+    for spec in (OHLCV_1M, OHLCV_1H, OHLCV_1D):
+        if not warehouse.table_exists(spec):
+            continue
+        rows = warehouse.read(spec, slice_, columns=[spec.date_column, "symbol"])
+        for root, d in rows.group_by("symbol").agg(pl.col(spec.date_column).max()).rows():
+            last[root] = max(last.get(root, d), d)
+    out = {}
+    for root in roots:
+        after = [d for d in dates if root not in last or d > last[root]]
+        if after:
+            out[root] = (after[0], after[-1], len(after))
+    return out
 
 
 def _nothing_to_load(defs: dg.Definitions, dates: list[date], roots: list[str]) -> dict[dg.AssetKey, str]:
@@ -264,6 +325,14 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"    failed: {c}")
     for c in summary.checks_warned[:20]:
         lines.append(f"    warning: {c}")
+    if summary.gap_days:
+        total = sum(n for n, _ in summary.gap_days.values())
+        lines.append(f"  days without a publishable session: {total} (0 rows each, see check no_missing_sessions)")
+        for status, (n, keys) in summary.gap_days.items():
+            more = f", ... ({n} in all)" if n > len(keys) else ""
+            lines.append(f"    {status}: {', '.join(keys[:8])}{more}")
+    for root, (first, last, n) in summary.beyond_data.items():
+        lines.append(f"  beyond the loaded data: {root} {first}..{last} ({n} trade date(s), empty)")
     lines.append(f"  warehouse: {summary.warehouse}")
     lines.append(f"  result: {'SUCCESS' if summary.success else 'FAILED'}")
     return "\n".join(lines)

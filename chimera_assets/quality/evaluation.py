@@ -18,6 +18,7 @@ from chimera_assets.quality.frames import (
     required_columns,
     rows_as_dicts,
 )
+from chimera_assets.quality.gaps import gap_day_rows
 from chimera_assets.quality.hard_rules import (
     all_null_members,
     duplicate_key_rows,
@@ -40,7 +41,6 @@ from chimera_assets.quality.registry import (
 )
 from chimera_assets.quality.soft_rules import (
     flip_and_thin_rows,
-    missing_session_rows,
     outlier_return_rows,
     unexpected_session_rows,
 )
@@ -223,9 +223,10 @@ def evaluate_rule(
             parts = sorted(set(parts) | {partition_key(d, s) for d, s in partitions})
         else:
             partitions = [(d, s) for d, s in keys if s is not None]
-        off = missing_session_rows(frame.select("trade_date", "symbol"), partitions, cal, starts)
+        off = gap_day_rows(wh, frame, partitions, cal, starts)
         unexpected = unexpected_session_rows(frame.select("trade_date", "symbol"), cal)
         extra = {"calendars": {s: cal.get(s) for s in sorted({s for _, s in partitions})},
+                 "gap_days_by_status": dict(sorted(off.group_by("status").len().rows())),
                  "sessions_expected": len(expected_partitions(partitions, cal, starts)),
                  "sessions_on_closed_days": unexpected.height,
                  "sessions_on_closed_days_keys": rows_as_dicts(unexpected)}

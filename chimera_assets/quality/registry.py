@@ -52,7 +52,9 @@ RULES: dict[str, Rule] = {
         }),
         *_rules(Severity.WARN, False, {
             "no_missing_sessions":
-                "Every session the root's CME calendar (pandas_market_calendars) expects has a session bar.",
+                "Every session the root's CME calendar (pandas_market_calendars) expects has a complete session "
+                "bar; the gap days are listed with their status: no_trades (a loaded source covers the day, the "
+                "root has no bar), missing (no source covers it), partial (cut short by the vendor).",
             "flips_and_thin_sessions":
                 "No one-day contract flip (A -> B -> A) and no thin session (volume < ratio x median of the "
                 "previous sessions).",

@@ -175,8 +175,9 @@ def _sessions(make_bars, volumes: list[int], instruments: list[int] | None = Non
     instruments = instruments or [1] * len(volumes)
     return make_bars(
         [
-            {"trade_date": d, "ts": 24 * i, "close": 100, "volume": v, "instrument_id": inst}
-            for i, (d, v, inst) in enumerate(zip(days, volumes, instruments, strict=True))
+            # ts: hours from 2024-01-01 00:00 UTC, one bar per day at the same hour of its own date.
+            {"trade_date": d, "ts": 24 * (d - date(2024, 1, 1)).days, "close": 100, "volume": v, "instrument_id": inst}
+            for d, v, inst in zip(days, volumes, instruments, strict=True)
         ]
     )
 

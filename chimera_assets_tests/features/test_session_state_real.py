@@ -155,15 +155,19 @@ def test_materializing_the_matrix_alone_without_upstream_rows_fails_naming_them(
     assert "features/consolidated_features: no features/market_features rows for 2024-03-04|ZL" in _step_error(res)
 
 
-def test_session_bars_without_raw_data_fail_naming_the_partitions_and_the_raw_asset(tmp_path, monkeypatch):
+def test_session_bars_past_the_loaded_raw_data_are_missing_and_do_not_fail(tmp_path, monkeypatch):
+    """Raw bars loaded to 08-01 only: a session-bars run to 08-05 builds what exists and lists 08-04..08-05
+    as missing (0 rows, the reason and the raw asset to load), SPEC 6.3 (2026-12-08)."""
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(_landing(tmp_path, "202507")))
     run_range(["market_data.databento_futures_ohlcv_1h"], "2025-07-28", "2025-08-01", "ES")
-    res = run_range(["features.session_bars"], "2025-07-30", "2025-08-05", "ES", raise_on_error=False)
-    msg = _step_error(res)
-    assert "features/session_bars: no raw bars" in msg and "2025-08-04|ES, 2025-08-05|ES" in msg
-    assert "2025-07-31|ES" not in msg and "market_data/databento_futures_ohlcv_1h" in msg
-    wh = get_warehouse(get_settings())
-    assert date(2025, 7, 31) not in wh.read(SESSION_BARS)["trade_date"].to_list()  # nothing half-written
+    res = run_range(["features.session_bars"], "2025-07-30", "2025-08-05", "ES")
+    md = _metadata(res, "features.session_bars")
+    assert md["chimera/missing"]["partitions"] == ["2025-08-04|ES", "2025-08-05|ES"]
+    assert "no loaded source covers it" in md["chimera/missing"]["reason"]
+    assert md["chimera/incomplete"]["partitions"] == ["2025-08-01|ES"]
+    assert md["chimera/partitions_published"] == 2  # 07-30, 07-31
+    sb = get_warehouse(get_settings()).read(SESSION_BARS)
+    assert sorted(sb["trade_date"].to_list()) == [date(2025, 7, 30), date(2025, 7, 31), date(2025, 8, 1)]
 
 
 def test_empty_partitions_only_on_days_without_a_session_and_metadata_says_why(tmp_path, monkeypatch):
@@ -187,12 +191,16 @@ def test_empty_partitions_only_on_days_without_a_session_and_metadata_says_why(t
     assert md["chimera/partitions_published"] == len(_weekdays(date(2025, 4, 14), date(2025, 4, 22))) - 1
 
 
-def test_a_day_never_loaded_between_loaded_days_is_missing_not_empty(tmp_path, monkeypatch):
+def test_a_day_never_loaded_between_loaded_days_is_missing_not_a_failure(tmp_path, monkeypatch):
     """Raw bars loaded for 03-04..03-05 and 03-07..03-08 only (two partial loads of the March file): 03-06
-    lies inside the file's records but no load wrote it, so the session bars fail instead of recording
-    an empty partition."""
+    lies inside the file's records but no load wrote it, so it is missing (0 rows, listed), not no_trades;
+    once its raw data is loaded a re-run publishes it."""
     monkeypatch.setenv("CHIMERA_LANDING_DIR", str(_landing(tmp_path, "202403")))
     run_range(["market_data.databento_futures_ohlcv_1h"], "2024-03-04", "2024-03-05", "ZL")
     run_range(["market_data.databento_futures_ohlcv_1h"], "2024-03-07", "2024-03-08", "ZL")
-    res = run_range(["features.session_bars"], "2024-03-04", "2024-03-08", "ZL", raise_on_error=False)
-    assert "no raw bars (market_data/databento_futures_ohlcv_*) for 2024-03-06|ZL (" in _step_error(res)
+    res = run_range(["features.session_bars"], "2024-03-04", "2024-03-08", "ZL")
+    md = _metadata(res, "features.session_bars")
+    assert md["chimera/missing"]["partitions"] == ["2024-03-06|ZL"] and "chimera/no_trades" not in md
+    run_range(["market_data.databento_futures_ohlcv_1h"], "2024-03-06", "2024-03-06", "ZL")
+    md = _metadata(run_range(["features.session_bars"], "2024-03-04", "2024-03-08", "ZL"), "features.session_bars")
+    assert md["chimera/partitions_published"] == 5 and "chimera/missing" not in md

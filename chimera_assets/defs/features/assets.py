@@ -21,6 +21,7 @@ from chimera_assets.defs.features.session_gate import (
     Gate,
     gate,
     raise_if_stale,
+    raise_if_unbuilt,
     read_ledger,
     require_rows,
     schedule_for,
@@ -32,7 +33,7 @@ from chimera_assets.features.matrix import build_consolidated, build_daily_ml_ma
 from chimera_assets.features.pivots import compute_pivots
 from chimera_assets.features.regimes import load_regimes, regime_for_dates
 from chimera_assets.features.session_bars import build_session_bars
-from chimera_assets.features.session_state import api_reach, bar_reach, mark_session_complete
+from chimera_assets.features.session_state import GAP_STATUSES, api_reach, bar_reach, mark_session_complete
 from chimera_assets.lib.asset_common import (
     date_of_multi,
     only_run_keys,
@@ -84,13 +85,13 @@ def _none_if_empty(frame: pl.DataFrame) -> pl.DataFrame | None:
 
 
 def _raw_hint(roots: list[str]) -> str:
-    """Which raw assets feed the session bars of ``roots`` (named in the missing-data error)."""
+    """Which raw assets feed the session bars of ``roots`` (named with the days that lack data)."""
     from chimera_assets.universe import get_universe
 
     cfg = get_universe().roots
     schemas = sorted({s for r in roots for s in cfg[r].schemas if s.startswith("ohlcv-")})
     tables = ", ".join(f"market_data/databento_futures_{s.replace('-', '_')}" for s in schemas)
-    return f"load their data first: materialize {tables} or run chimera run with their landing files / --api"
+    return f"load their data: materialize {tables} or run chimera run with their landing files / --api"
 
 
 def _lookahead_bars(wh: Warehouse, spec, keys: pl.DataFrame) -> pl.DataFrame:
@@ -138,15 +139,14 @@ def session_bars(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     schedule = schedule_for(keys)
     out = mark_session_complete(out, schedule, _session_reach(wh, keys, bars_1m, bars_1h))
     verdict = gate("features/session_bars", wh, keys, out, schedule)
-    verdict.raise_if_missing(
-        "raw bars (market_data/databento_futures_ohlcv_*)",
-        _raw_hint(sorted(set(verdict.keys("missing")["symbol"].to_list()))),
-    )
     context.add_output_metadata(verdict.metadata())
-    n_incomplete = out.height - int(out["session_complete"].sum())
+    counts = dict(verdict.status.group_by("status").len().rows())
+    gaps = ", ".join(f"{counts[s]} {s}" for s in GAP_STATUSES + ("incomplete",) if counts.get(s))
     context.log.info(
-        f"session_bars: {out.height} session(s) ({n_incomplete} not complete yet) "
-        f"for {len(context.partition_keys)} partition(s)"
+        f"session_bars: {out.height} session(s) for {len(context.partition_keys)} partition(s), "
+        f"{counts.get('published', 0)} complete" + (f"; without a publishable session: {gaps} "
+                                                    f"({_raw_hint(sorted(set(verdict.gaps()['symbol'].to_list())))} "
+                                                    "to fill the missing ones)" if gaps else "")
     )
     return out.select(SESSION_BARS.column_names)
 
@@ -157,7 +157,7 @@ def _sessions_gate(asset: str, wh: Warehouse, context: dg.AssetExecutionContext,
     keys = run_keys(context)
     raise_if_stale(asset, sessions)
     verdict = gate(asset, wh, keys, only_run_keys(sessions, keys))
-    verdict.raise_if_missing("session bars", SESSIONS_HINT)
+    raise_if_unbuilt(verdict, wh, SESSIONS_HINT)
     context.add_output_metadata(verdict.metadata())
     return verdict
 
@@ -250,7 +250,9 @@ def consolidated_features(
         require_rows(asset, publish, frame, name)
     require_rows(asset, publish, policy_features, "features/policy_features", by_symbol=False)
     sessions = only_run_keys(session_bars, publish)
-    frame = build_consolidated(sessions, market_features, pivots, golden_zone, policy_features)
+    # Each root's own scheduled close: the row's timestamp and its policy cut-off (SPEC 6.4, 6.5).
+    frame = build_consolidated(sessions, market_features, pivots, golden_zone, policy_features,
+                               closes=schedule_for(publish))
     return only_run_keys(frame, publish, date_col="data_date")
 
 
