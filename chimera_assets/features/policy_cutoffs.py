@@ -36,7 +36,8 @@ def root_cutoffs(
 ) -> pl.DataFrame:
     """Every (trade_date, symbol) of ``dates`` x ``roots`` (default: every universe root) with ``cutoff``
     = the root's scheduled session close instant (UTC) from ``session_schedule`` (the root's calendar,
-    early closes included; a day without a calendar session, or before the root's ``start``, gets the
+    or its universe ``session_close`` on regular days, early closes included; a day without a calendar
+    session, or before the root's ``start``, gets the
     16:00 CT fallback close of ``session_schedule``). Sorted by (trade_date, symbol)."""
     uni = universe or get_universe()
     names = list(roots) if roots is not None else uni.root_names
@@ -44,8 +45,11 @@ def root_cutoffs(
     keys = days.to_frame().join(pl.DataFrame({"symbol": names}, schema={"symbol": pl.Utf8}), how="cross")
     calendars = {r: uni.roots[r].calendar for r in names}
     starts = {r: uni.roots[r].start for r in names}
+    # Per root, its regular close where the universe sets one (RootConfig.session_close), as the
+    # consolidated frame's schedule (session_gate.schedule_for) passes it.
+    closes = {r: uni.roots[r].session_close for r in names if uni.roots[r].session_close is not None}
     # The single call to session_schedule (the consolidated join must see the same instants).
-    sched = session_schedule(keys, calendars, starts)
+    sched = session_schedule(keys, calendars, starts, closes)
     return sched.select(
         pl.col("trade_date").cast(pl.Date),
         pl.col("symbol").cast(pl.Utf8),

@@ -4,11 +4,7 @@ appears in MES's row of that day and in ZL's row of the next session only.
 Real 1h bars of ZL and MES (../shared/data/databento-batch, June 2025) and a crafted policy events
 directory; the pure builders, as the assets chain them: policy features per (trade_date, cutoff) from
 ``policy_cutoffs``, joined by ``build_consolidated`` to each root's row on (data_date, timestamp = the
-root's session close).
-
-Needs the consolidated join on (data_date, timestamp == cutoff) (features/matrix.py): until it is in,
-``build_consolidated`` refuses the policy frame's repeated trade dates (ValueError), hence the strict
-xfail: it turns into a failure (XPASS) as soon as the join lands, so the marker gets removed then.
+root's session close, given as ``closes`` from ``session_schedule`` like the asset's ``schedule_for``).
 """
 
 from __future__ import annotations
@@ -64,6 +60,7 @@ def frames(policy: pl.DataFrame) -> dict[str, pl.DataFrame]:
     from chimera_assets.features.pivots import compute_pivots
     from chimera_assets.features.regimes import load_regimes, regime_for_dates
     from chimera_assets.features.session_bars import build_session_bars
+    from chimera_assets.features.session_state import session_schedule
     from chimera_assets.ingest.landing import build_raw_frame, list_dbn_files, select_files
     from chimera_assets.lib.partitions import weekday_dates
     from chimera_assets.schemas import GOLDEN_ZONE, MARKET_FEATURES, OHLCV_1H, PIVOTS
@@ -81,7 +78,12 @@ def frames(policy: pl.DataFrame) -> dict[str, pl.DataFrame]:
         .join(compute_golden_zone(raw, universe.golden_zone_roots), on=["trade_date", "symbol"], how="left")
         .select(GOLDEN_ZONE.column_names)
     )
-    cons = build_consolidated(sb, mf, pv, gz, policy)
+    # The consolidated timestamp: each root's scheduled close, as the asset computes it (schedule_for).
+    cal = {r: universe.roots[r].calendar for r in ROOTS}
+    starts = {r: universe.roots[r].start for r in ROOTS}
+    regular = {r: universe.roots[r].session_close for r in ROOTS if universe.roots[r].session_close}
+    closes = session_schedule(sb.select("trade_date", "symbol").unique(), cal, starts, regular)
+    cons = build_consolidated(sb, mf, pv, gz, policy, closes=closes)
     regimes = load_regimes(Path(chimera_assets.__file__).parent / "config" / "regimes.yaml")
     now = datetime(2025, 12, 15, tzinfo=UTC)
     matrix = build_daily_ml_matrix(
@@ -95,11 +97,6 @@ def _mentions(frames: dict[str, pl.DataFrame]) -> dict[tuple[str, date], int | N
     return {(s, d): n for s, d, n in m.rows()}
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    strict=True,
-    reason="needs build_consolidated's policy join on (data_date, timestamp == cutoff)",
-)
 def test_post_at_14_ct_is_in_mes_row_of_the_day_and_zl_row_of_the_next_session_only(frames):
     got = _mentions(frames)
     assert got[("MES", D)] == 1  # MES closes 16:00 CT: after the post
