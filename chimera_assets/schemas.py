@@ -7,7 +7,7 @@ translate them. The logical table names equal the Dagster asset keys (``schema.t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 import pyarrow as pa
@@ -40,6 +40,17 @@ class Column:
     nullable: bool = True
     fields: tuple[Column, ...] = ()
     description: str = ""
+    #: ``lookahead``: uses sessions after the row's (labels); ``hindsight``: decided after the fact (the
+    #: regime calendar was written later). Neither may be a model input. Units/descriptions: features/columns.py.
+    flags: tuple[str, ...] = ()
+
+    @property
+    def lookahead(self) -> bool:
+        return "lookahead" in self.flags
+
+    @property
+    def hindsight(self) -> bool:
+        return "hindsight" in self.flags
 
     def __post_init__(self) -> None:
         check_identifier(self.name)
@@ -351,6 +362,9 @@ MATRIX_GOLDEN = S(
     "vol_decay_slope FLOAT64, qualified_trigger BOOL",
 )
 MATRIX_REGIME = S("regime", "name STRING, weight INT64, vol_percentile FLOAT64, k_vol FLOAT64")
+# The regime calendar is written after the fact (a regime "starting" 2020-01-01 was not known then).
+MATRIX_REGIME = replace(MATRIX_REGIME, fields=tuple(
+    replace(f, flags=("hindsight",)) if f.name in ("name", "weight") else f for f in MATRIX_REGIME.fields))
 DAILY_ML_MATRIX = TableSpec(
     "features", "daily_ml_matrix",
     (
@@ -362,7 +376,7 @@ DAILY_ML_MATRIX = TableSpec(
         MATRIX_POLICY,
         MATRIX_GOLDEN,
         MATRIX_REGIME,
-        Column("regime_name", "STRING"),
+        Column("regime_name", "STRING", flags=("hindsight",)),
         Column("ingestion_ts", "TIMESTAMP"),
     ),
     _CONS_KEY, date_column="data_date", symbol_column="symbol", clustering=("symbol", "regime_name"),
@@ -386,13 +400,17 @@ def training_table(root: str) -> TableSpec:
                           Column("timestamp", "TIMESTAMP")]
     for struct in (MATRIX_MARKET, MATRIX_PIVOTS, MATRIX_POLICY, MATRIX_GOLDEN, MATRIX_REGIME):
         for f in struct.fields:
-            flat.append(Column(flat_field_name(struct.name, f.name), f.type))
-    flat += [Column(f"target_{h}", "FLOAT64") for h, _ in TARGET_HORIZONS]
-    flat += [Column(f"target_crosses_roll_{h}", "BOOL") for h, _ in TARGET_HORIZONS]
-    flat += [Column("split", "STRING"), Column("purged", "BOOL")]
+            flat.append(replace(f, name=flat_field_name(struct.name, f.name)))  # keeps the flags
+    ahead = ("lookahead",)
+    flat += [Column(f"target_{h}", "FLOAT64", flags=ahead) for h, _ in TARGET_HORIZONS]
+    # The unadjusted forward return (SPEC 6.7, 2026-12-08): the contract gap of a roll included.
+    flat += [Column(f"target_{h}_raw", "FLOAT64", flags=ahead) for h, _ in TARGET_HORIZONS]
+    flat += [Column(f"target_crosses_roll_{h}", "BOOL", flags=ahead) for h, _ in TARGET_HORIZONS]
+    flat += [Column("split", "STRING"), Column("purged", "BOOL", flags=ahead)]
     # Per horizon: the row's own target window (t, t+h] crosses a split boundary (SPEC 6.7, 2026-12-03).
-    flat += [Column(f"purged_{h}", "BOOL") for h, _ in TARGET_HORIZONS]
-    flat += [Column("training_weight", "INT64"), Column("ingestion_ts", "TIMESTAMP")]
+    flat += [Column(f"purged_{h}", "BOOL", flags=ahead) for h, _ in TARGET_HORIZONS]
+    # The sample weight is the regime weight: hindsight, never a feature, but the weight to train with.
+    flat += [Column("training_weight", "INT64", flags=("hindsight",)), Column("ingestion_ts", "TIMESTAMP")]
     return TableSpec(
         "training", f"{root.lower()}_training_daily", tuple(flat), _CONS_KEY,
         date_column="data_date", symbol_column="symbol", clustering=("symbol",),

@@ -28,6 +28,7 @@ Nothing here opens a connection: importing the package must have no side effects
 | CHIMERA_API_ROOTS | every root | comma-separated roots the Databento availability sensor asks for |
 | CHIMERA_API_SENSOR_START | (unset) | first trade date the availability sensor asks for (YYYY-MM-DD) |
 | CHIMERA_SAFETY_NET_DAYS | 5 | trade dates the daily safety net looks back over |
+| CHIMERA_ROLL_ADJUSTMENT | ratio | roll adjustment of the training targets: ``ratio``, ``difference`` or ``none`` |
 | CHIMERA_PARTITIONED_CHECKS | (off) | ``1``: the checks of partitioned tables become partitioned checks |
 | CHIMERA_QUALITY_* | see quality/registry.py | data-quality thresholds (``quality_env``) |
 | DAGSTER_HOME | $CHIMERA_HOME/dagster | the Dagster instance (``dagster_home_env``; lib/instance.py) |
@@ -223,6 +224,17 @@ def safety_net_days(env: Mapping[str, str] | None = None) -> int:
 def partitioned_checks(env: Mapping[str, str] | None = None) -> bool:
     """``CHIMERA_PARTITIONED_CHECKS`` in (1, true, yes, on): partitioned checks for partitioned tables."""
     return _text("CHIMERA_PARTITIONED_CHECKS", env).lower() in ("1", "true", "yes", "on")
+
+
+ROLL_ADJUSTMENTS = ("ratio", "difference", "none")
+
+
+def roll_adjustment(env: Mapping[str, str] | None = None) -> str:
+    """``CHIMERA_ROLL_ADJUSTMENT``: how training targets bridge a contract roll (default ``ratio``)."""
+    value = _text("CHIMERA_ROLL_ADJUSTMENT", env).lower() or "ratio"
+    if value not in ROLL_ADJUSTMENTS:
+        raise SettingsError(f"CHIMERA_ROLL_ADJUSTMENT={value!r} is not one of {list(ROLL_ADJUSTMENTS)}")
+    return value
 
 
 def quality_env(env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """`chimera run` records a raw partition as materialized only where a source loaded it (issue 14 case 6):
 the runner gives the raw assets a run of their own, in which they record per-partition materializations
-for the partitions with data, and the next stage fails naming the session days that have none."""
+for the partitions with data. The dates after the last loaded bar do not fail the run (SPEC 6.3,
+2026-12-08): the summary names them and they are listed as missing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dagster as dg
 
 from chimera_assets.definitions import build_definitions
 from chimera_assets.demo.data import write_demo_files
-from chimera_assets.lib.runner import run_graph
+from chimera_assets.lib.runner import format_summary, run_graph
 from chimera_assets.settings import get_settings
 from chimera_assets.warehouse import get_warehouse
 
@@ -29,7 +30,11 @@ def test_cli_range_beyond_the_files_marks_only_loaded_raw_partitions_and_names_t
     january = {k for k in done if k.startswith("2024-01")}
     assert len(january) >= 20, sorted(done)
     assert not {k for k in done if k.startswith("2024-02-0") and k != "2024-02-01|ZL"}, sorted(done)
-    # The session bars stage refuses to publish empty session days: one error naming them.
-    assert not summary.success
-    err = " ".join(s.error or "" for s in summary.stages)
-    assert "2024-02-05|ZL" in err or "2024-02-06|ZL" in err, "\n".join(lines) + err
+    # The run builds what exists and names the dates beyond the loaded data (2024-02-02..02-09, 6 trade dates).
+    assert summary.success, "\n".join(lines)
+    assert summary.beyond_data == {"ZL": (date(2024, 2, 2), date(2024, 2, 9), 6)}
+    assert any("2024-02-02..2024-02-09 (6 trade date(s)) are after its last loaded bar" in ln for ln in lines), lines
+    missing_n, missing = summary.gap_days["missing"]
+    assert missing_n == 6 and "2024-02-05|ZL" in missing and "2024-02-09|ZL" in missing
+    text = format_summary(summary)
+    assert "beyond the loaded data: ZL 2024-02-02..2024-02-09 (6 trade date(s), empty)" in text, text

@@ -12,9 +12,9 @@ from chimera_assets.features.matrix import (
     RegimeCoverageError,
     build_consolidated,
     build_daily_ml_matrix,
-    build_training_table,
     split_expr,
 )
+from chimera_assets.training.targets import build_training_table
 from chimera_assets_tests.frames import rows_for
 
 INGESTED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -58,13 +58,14 @@ def real() -> dict[str, pl.DataFrame]:
     batch = shared_data("databento-batch")
     from chimera_assets.features.golden_zone import compute_golden_zone
     from chimera_assets.features.market import compute_market_features
-    from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix, build_training_table
+    from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix
     from chimera_assets.features.pivots import compute_pivots
     from chimera_assets.features.policy import compute_policy_features
     from chimera_assets.features.regimes import load_regimes, regime_for_dates
     from chimera_assets.features.session_bars import build_session_bars
     from chimera_assets.ingest.landing import build_raw_frame, list_dbn_files, select_files
     from chimera_assets.lib.partitions import weekday_dates
+    from chimera_assets.training.targets import build_training_table
     from chimera_assets.universe import load_universe
 
     universe = load_universe()
@@ -362,7 +363,7 @@ def test_evaluate_rule_against_a_warehouse(real, duckdb_warehouse):
     from chimera_assets.warehouse.base import Slice
 
     # The pure builder has no completeness (the asset shell adds it); every session of this range is complete.
-    bars = real["session_bars"].with_columns(session_complete=pl.lit(True))
+    bars = real["session_bars"].with_columns(session_complete=pl.lit(True), session_status=pl.lit("complete"))
     for spec, frame in ((SESSION_BARS, bars), (MARKET_FEATURES, real["market"])):
         wh.merge(spec, frame.filter(pl.col("symbol") == "ZL").select(spec.column_names), None)
     # the daily case: only 2025-09-04 is checked; the flip of 09-03 is confirmed by it and reported there

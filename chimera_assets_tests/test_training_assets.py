@@ -169,3 +169,55 @@ def test_the_leakage_check_alone_judges_the_published_rows():
     assert not res.get_asset_materialization_events()
     (ev,) = _check_evaluations(res)
     assert not ev.passed and ev.metadata["worst_feature"].value == "distance_to_P"
+
+
+# --- roll adjustment in the asset: raw bars price the switches, the setting picks the method -----------------
+def _store_raw_bars_at_the_first_switch(wh):
+    """1h bars of the two contracts around the synthetic ZL's first switch: the old one last trades at
+    50.0 at the end of session s-1, the new one opens session s at 55.0 (a 10% gap)."""
+    from datetime import UTC, datetime
+
+    from chimera_assets.schemas import OHLCV_1H, SESSION_BARS
+    from chimera_assets.warehouse import Slice
+    from chimera_assets_tests.frames import rows_for
+
+    bars = wh.read(SESSION_BARS).filter(pl.col("symbol") == "ZL").sort("trade_date")
+    i = bars.with_row_index("i").filter(pl.col("roll_flag") | (pl.col("instrument_id") != pl.col("instrument_id").shift(1)))
+    i = i.filter(pl.col("i") > 0)["i"][0]
+    prev, cur = bars.row(i - 1, named=True), bars.row(i, named=True)
+    rows = [
+        {"ts_event": datetime(prev["trade_date"].year, prev["trade_date"].month, prev["trade_date"].day, 18, tzinfo=UTC),
+         "trade_date": prev["trade_date"], "symbol": "ZL", "instrument_id": prev["instrument_id"],
+         "open": 50.0, "high": 50.0, "low": 50.0, "close": 50.0, "volume": 1, "is_spread": False},
+        {"ts_event": datetime(cur["trade_date"].year, cur["trade_date"].month, cur["trade_date"].day, 1, tzinfo=UTC),
+         "trade_date": cur["trade_date"], "symbol": "ZL", "instrument_id": cur["instrument_id"],
+         "open": 55.0, "high": 55.0, "low": 55.0, "close": 55.0, "volume": 1, "is_spread": False},
+    ]
+    wh.merge(OHLCV_1H, rows_for(OHLCV_1H, rows), Slice.from_keys([(prev["trade_date"], "ZL"), (cur["trade_date"], "ZL")]))
+    return prev["trade_date"]
+
+
+@pytest.mark.parametrize("mode", ["ratio", "none"])
+def test_the_asset_prices_switches_from_raw_bars_and_follows_the_roll_adjustment_setting(monkeypatch, mode):
+    wh = _store_multi_year_matrix()
+    roll_row = _store_raw_bars_at_the_first_switch(wh)
+    monkeypatch.setenv("CHIMERA_ROLL_ADJUSTMENT", mode)
+    (asset,) = training.training_assets()
+    res = dg.materialize([asset], selection=[_key("ZL")], resources={"warehouse": WarehouseResource()})
+    (mat,) = res.get_asset_materialization_events()
+    md = mat.materialization.metadata
+    assert md["roll_adjustment"].value == mode and md["roll_prices"].value == {"1h adjacent": 1}
+    row = wh.read(training_table("ZL")).filter(pl.col("data_date") == roll_row).row(0, named=True)
+    assert row["target_crosses_roll_1d"] is True
+    if mode == "ratio":  # the 1h pair (50.0 -> 55.0) prices the switch: ratio 1.1
+        assert (1 + row["target_1d_raw"]) / (1 + row["target_1d"]) == pytest.approx(1.1)
+    else:
+        assert row["target_1d"] == row["target_1d_raw"]
+
+
+def test_a_bad_roll_adjustment_setting_names_the_variable(monkeypatch):
+    from chimera_assets.settings import SettingsError, roll_adjustment
+
+    assert roll_adjustment({}) == "ratio" and roll_adjustment({"CHIMERA_ROLL_ADJUSTMENT": " Difference "}) == "difference"
+    with pytest.raises(SettingsError, match="CHIMERA_ROLL_ADJUSTMENT='log'"):
+        roll_adjustment({"CHIMERA_ROLL_ADJUSTMENT": "log"})

@@ -19,7 +19,7 @@ from chimera_assets.cli import main as cli_main
 from chimera_assets.definitions import build_definitions
 from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.lib.runner import run_graph
-from chimera_assets.schemas import training_table
+from chimera_assets.schemas import OHLCV_1H, training_table
 from chimera_assets.training.card import kept_rows
 from chimera_assets.training.leakage import THRESHOLDS, leakage_report
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
@@ -29,6 +29,8 @@ from chimera_assets_tests.test_training_set import _expected
 from chimera_assets_tests.training_frames import inject_next_close_leak
 
 ROOTS = ["ZL", "MES"]
+# The default universe: the roll-adjustment acceptance runs on every root of it.
+ALL_ROOTS = ["ZL", "MES", "ES", "ZS", "ZM", "ZC", "CL"]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def real(tmp_path_factory):
     try:
         wh = get_warehouse()
         lines: list[str] = []
-        summary = run_graph(build_definitions(), date(2024, 1, 1), date(2025, 12, 15), ROOTS, instance, wh,
+        summary = run_graph(build_definitions(), date(2024, 1, 1), date(2025, 12, 15), ALL_ROOTS, instance, wh,
                             progress=lines.append)
         assert summary.success, "\n".join(lines)
     finally:
@@ -107,3 +109,72 @@ def test_real_export_round_trips(real, tmp_path, monkeypatch, capsys):
     assert cli_main(["export", "--root", "ZL", "--horizon", "1m", "--split", "test", "--out", str(out)]) == 0
     assert "year 2025 (2/2)" in capsys.readouterr().err
     assert pl.read_parquet(out).equals(_expected(wh.read(training_table("ZL")), "1m", "test"))
+
+
+def _roll_vs_other(frame: pl.DataFrame, column: str) -> tuple[float, float, float, int]:
+    """(mean of roll rows, mean of the other rows, standard error of their difference, roll rows) of
+    ``column`` over the rows with a 1d target and a known roll flag."""
+    f = frame.filter(pl.col(column).is_not_null() & pl.col("target_crosses_roll_1d").is_not_null())
+    roll = f.filter(pl.col("target_crosses_roll_1d"))[column]
+    other = f.filter(~pl.col("target_crosses_roll_1d"))[column]
+    se = (roll.var() / roll.len() + other.var() / other.len()) ** 0.5
+    return roll.mean(), other.mean(), se, roll.len()
+
+
+def test_roll_adjusted_1d_targets_of_roll_rows_match_the_other_rows_on_every_root(real):
+    wh, _, _ = real
+    report = {}
+    for root in ALL_ROOTS:
+        frame = wh.read(training_table(root))
+        roll_mean, other_mean, se, n = _roll_vs_other(frame, "target_1d")
+        report[root] = (round(roll_mean * 100, 3), round(other_mean * 100, 3), round(se * 100, 3), n)
+        assert n >= 5, (root, n)  # ES/MES roll quarterly: 7 switches in 2024-2025
+        assert abs(roll_mean - other_mean) < 2 * se, (root, report[root])
+        rolls = frame.filter(pl.col("target_crosses_roll_1d").fill_null(False))
+        # The adjustment is applied at every roll (the contract gap removed, never zero on real prices)
+        # and never leaves a target NULL where the raw one exists: every switch of the batch is priced.
+        assert (rolls["target_1d"] != rolls["target_1d_raw"]).all(), root
+        assert frame.filter(pl.col("target_1d_raw").is_not_null() & pl.col("target_1d").is_null()).height == 0
+    print(report)
+
+
+def test_ratio_at_each_switch_is_the_two_contracts_adjacent_1h_prices(real):
+    """An independent reference for CL and ES: per switch, the old contract's last 1h close before the
+    new contract's first 1h bar of the session, and that bar's open (a Python loop over the bars)."""
+    wh, _, _ = real
+    for root in ("CL", "ES"):
+        frame = wh.read(training_table(root)).sort("data_date")
+        bars = wh.read(OHLCV_1H, Slice(((root, date(2024, 1, 1), date(2025, 12, 15)),))).sort("ts_event")
+        sessions = frame["data_date"].to_list()
+        rolls = frame.with_row_index("i").filter(pl.col("target_crosses_roll_1d").fill_null(False))
+        assert rolls.height >= 7
+        for row in rolls.iter_rows(named=True):
+            t, s = sessions[row["i"]], sessions[row["i"] + 1]  # the switch is at session s
+            session = bars.filter(pl.col("trade_date") == s)
+            new_inst = session["instrument_id"][-1]  # the contract of the session's last bar
+            first_new = session.filter(pl.col("instrument_id") == new_inst).row(0, named=True)
+            old = bars.filter(pl.col("trade_date").is_between(t, s), pl.col("instrument_id") != new_inst,
+                              pl.col("ts_event") < first_new["ts_event"]).row(-1, named=True)
+            ratio = (1 + row["target_1d_raw"]) / (1 + row["target_1d"])
+            assert ratio == pytest.approx(first_new["open"] / old["close"], rel=1e-9), (root, s)
+
+
+def test_real_panel_never_joins_a_later_close_and_folds_keep_the_embargo(real):
+    from chimera_assets.training.panel import build_panel, other_column, read_panel, walk_forward_folds
+
+    wh, _, _ = real
+    panel = read_panel(ALL_ROOTS, "1w", warehouse=wh)
+    assert set(panel["symbol"].unique()) == set(ALL_ROOTS)
+    for r in ALL_ROOTS:
+        ts = other_column(r, "timestamp")
+        assert panel.filter(pl.col(ts) > pl.col("timestamp")).height == 0, r
+        assert panel.filter(pl.col("symbol") != r)[ts].null_count() <= len(ALL_ROOTS), r  # the first rows only
+    # Folds need every session (NULL targets and purged rows included) to count sessions.
+    full = build_panel({r: wh.read(training_table(r)) for r in ("ZL", "CL")})
+    (fold,) = walk_forward_folds(full, "1w", embargo=5)
+    assert fold.test_year == 2025
+    for r in ("ZL", "CL"):
+        days = full.filter(pl.col("symbol") == r).sort("data_date").with_row_index("i").select("i", "data_date")
+        train = full[fold.train_rows].filter(pl.col("symbol") == r).join(days, on="data_date")
+        first_test = days.filter(pl.col("data_date") >= date(2025, 1, 1))["i"].min()
+        assert train["i"].max() + 5 < first_test - 5

@@ -9,12 +9,14 @@ import polars as pl
 import pytest
 
 from chimera_assets.cli import main as cli_main
+from chimera_assets.features.versions import TRAINING_CODE_VERSION
 from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.schemas import TARGET_HORIZONS, training_table
 from chimera_assets.training import reader as training
 from chimera_assets.training.card import kept_rows, training_card
 from chimera_assets.training.export import ExportError, export_training_set
 from chimera_assets.training.leakage import CHECK_NAME, MIN_PAIRS, THRESHOLDS, leakage_report
+from chimera_assets.training.schema_file import polars_schema, read_schema_file
 from chimera_assets.warehouse import AuditFailed, Slice, get_warehouse
 from chimera_assets_tests.frames import frame_hash
 from chimera_assets_tests.training_frames import (
@@ -25,7 +27,8 @@ from chimera_assets_tests.training_frames import (
 
 SPEC = training_table("ZL")
 LOOKAHEAD = {f"target_{h}" for h, _ in TARGET_HORIZONS} | {f"target_crosses_roll_{h}" for h, _ in TARGET_HORIZONS} \
-    | {"purged", *(f"purged_{h}" for h, _ in TARGET_HORIZONS)}
+    | {f"target_{h}_raw" for h, _ in TARGET_HORIZONS} | {"purged", *(f"purged_{h}" for h, _ in TARGET_HORIZONS)}
+HINDSIGHT = {"regime_name", "regime_weight"}  # the regime calendar was written after the fact
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def _expected(frame: pl.DataFrame, horizon: str, split: str | None, keep_purged:
     out = frame if split is None else frame.filter(pl.col("split") == split)
     if not keep_purged:
         out = out.filter(~pl.col(f"purged_{horizon}"))
-    dropped = (LOOKAHEAD - {f"target_{horizon}", f"target_crosses_roll_{horizon}"}
-               - ({f"purged_{horizon}"} if keep_purged else set())) | {"ingestion_ts"}
+    dropped = (LOOKAHEAD - {f"target_{horizon}", f"target_{horizon}_raw", f"target_crosses_roll_{horizon}"}
+               - ({f"purged_{horizon}"} if keep_purged else set())) | {"ingestion_ts"} | HINDSIGHT
     return out.drop(sorted(dropped)).sort("data_date")
 
 
@@ -102,7 +105,9 @@ def test_reader_returns_features_one_target_and_drops_that_horizons_purged_rows(
     got = training.read("zl", horizon, split=split, warehouse=duckdb_warehouse)
     want = _expected(frame, horizon, split)
     assert got.columns == training.output_columns(horizon)
-    assert not (set(got.columns) & (LOOKAHEAD - {f"target_{horizon}", f"target_crosses_roll_{horizon}"}))
+    assert not (set(got.columns) & (LOOKAHEAD - {f"target_{horizon}", f"target_{horizon}_raw",
+                                              f"target_crosses_roll_{horizon}"}))
+    assert not (set(got.columns) & HINDSIGHT) and "training_weight" in got.columns
     assert got.equals(want)
     assert got.height == frame.filter(
         (pl.col("split") == split) if split else pl.lit(True), ~pl.col(f"purged_{horizon}")).height
@@ -145,7 +150,18 @@ def test_export_parquet_round_trips_on_both_backends(frame, warehouse, tmp_path,
     assert back.equals(want) and n == want.height > 200
     assert any("year 2023" in x for x in lines) or split == "test"
     assert lines[-1].endswith(f"wrote {n} rows to {out}")
-    assert [p.name for p in out.parent.iterdir()] == ["set.parquet"]  # no temporary file left
+    # No temporary file left; the schema file beside the data file.
+    assert sorted(p.name for p in out.parent.iterdir()) == ["set.parquet", "set.parquet.schema.json"]
+    doc = read_schema_file(out)
+    # The schema file round-trips: its names and types are the file's, in order.
+    assert polars_schema(doc) == dict(back.schema)
+    assert [c["name"] for c in doc["columns"]] == back.columns
+    assert (doc["root"], doc["horizon"], doc["rows"], doc["roll_adjustment"]) == ("ZL", horizon, n, "ratio")
+    cols = {c["name"]: c for c in doc["columns"]}
+    assert cols[f"target_{horizon}"]["lookahead"] and not cols["close"]["lookahead"]
+    assert cols["training_weight"]["hindsight"] and cols["close"]["unit"].startswith("price units")
+    assert all(c["description"] and c["family"] for c in doc["columns"]), doc["columns"]
+    assert doc["code_version"] == TRAINING_CODE_VERSION
 
 
 def test_cli_export_writes_csv_and_parquet_with_progress_on_stderr(frame, tmp_path, capsys):
@@ -162,6 +178,10 @@ def test_cli_export_writes_csv_and_parquet_with_progress_on_stderr(frame, tmp_pa
     assert csv_out.read_text().count("symbol,data_date") == 1
     back = pl.read_csv(csv_out, schema=want.schema)
     assert back.equals(want) and back.height == frame.height
+    # Instants as ISO-8601 UTC with a Z; the schema file alone types the CSV back like the table.
+    first = csv_out.read_text().splitlines()[1].split(",")
+    assert first[2].endswith("Z") and first[2].startswith(want["timestamp"][0].strftime("%Y-%m-%dT%H:%M:%S"))
+    assert pl.read_csv(csv_out, schema=polars_schema(read_schema_file(csv_out))).equals(want)
 
 
 def test_export_of_an_empty_split_writes_an_empty_file_with_the_columns(frame, duckdb_warehouse, tmp_path):

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from chimera_assets.features.matrix import build_training_table
+from chimera_assets.training.targets import build_training_table
 from chimera_assets_tests.test_matrix import INGESTED, _matrix, _sessions
 
 # CME closures around the split boundaries (the rest of the calendar is Mon-Fri).

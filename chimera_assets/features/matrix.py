@@ -6,8 +6,8 @@ Three steps, each a pure function of its input frames:
    ``features.consolidated_features`` frame, plus the session-close ``timestamp``.
 2. ``build_daily_ml_matrix``: the consolidated frame packed into the STRUCT columns of
    ``features.daily_ml_matrix`` (market_data, pivots, policy, golden_zone, regime).
-3. ``build_training_table``: one root's matrix rows flattened back, plus forward-return targets,
-   roll-crossing flags, the train/val/test split, the per-horizon purge flags and the regime weight.
+3. ``chimera_assets.training.targets.build_training_table`` (moved there): one root's matrix rows
+   flattened back, plus roll-adjusted forward targets, roll flags, split, purge flags and the weight.
 
 Every feature column of a row uses only data at or before that row's session close; only the label
 columns of the training tables (``target_*``, ``target_crosses_roll_*``, ``purged*``) look ahead.
@@ -33,10 +33,8 @@ from chimera_assets.schemas import (
     PIVOTS,
     POLICY_FEATURES,
     SESSION_BARS,
-    TARGET_HORIZONS,
     TableSpec,
     flat_field_name,
-    training_table,
 )
 
 __all__ = [
@@ -47,7 +45,6 @@ __all__ = [
     "RegimeCoverageError",
     "build_consolidated",
     "build_daily_ml_matrix",
-    "build_training_table",
     "split_expr",
 ]
 
@@ -294,140 +291,3 @@ def build_daily_ml_matrix(
     )
     schema = DAILY_ML_MATRIX.polars_schema()
     return out.select([pl.col(c).cast(t) for c, t in schema.items()]).sort(_KEY)
-
-
-# --- 3. training tables -----------------------------------------------------------------------------
-def _flatten(matrix: pl.DataFrame) -> pl.DataFrame:
-    """Matrix STRUCTs -> one column per member, named ``flat_field_name(struct, member)``."""
-    _require(matrix, "matrix", DAILY_ML_MATRIX.column_names)
-    for s in MATRIX_STRUCTS:
-        dtype = matrix.schema[s.name]
-        have = {f.name for f in dtype.fields} if isinstance(dtype, pl.Struct) else set()
-        missing = [f.name for f in s.fields if f.name not in have]
-        if missing:
-            raise ValueError(f"matrix column {s.name} lacks STRUCT fields {missing}")
-    return matrix.select(
-        "symbol",
-        "data_date",
-        "timestamp",
-        *[
-            pl.col(s.name).struct.field(f.name).cast(f.polars_dtype()).alias(flat_field_name(s.name, f.name))
-            for s in MATRIX_STRUCTS
-            for f in s.fields
-        ],
-        "ingestion_ts",
-    )
-
-
-def _attach_instrument(flat: pl.DataFrame, session_bars: pl.DataFrame, root: str) -> pl.DataFrame:
-    """``flat`` (one root, sorted by data_date) plus ``_inst`` = session_bars.instrument_id of the same
-    (trade_date, symbol). Every matrix session must have a session bar (the matrix is built from them)."""
-    _require(session_bars, "session_bars", ["trade_date", "symbol", "instrument_id"])
-    inst = session_bars.select(
-        pl.col("trade_date").cast(pl.Date).alias("data_date"),
-        pl.col("symbol").cast(pl.Utf8),
-        pl.col("instrument_id").cast(pl.Int64).alias("_inst"),
-    ).filter(pl.col("symbol") == root)
-    _require_unique(inst, "session_bars", _KEY)
-    missing = flat.join(inst, on=_KEY, how="anti")
-    if missing.height:
-        raise ValueError(
-            f"session_bars lacks {missing.height} {root} sessions of the matrix, "
-            f"e.g. {missing.get_column('data_date').head(5).to_list()}"
-        )
-    return flat.join(inst, on=_KEY, how="left", maintain_order="left")
-
-
-def build_training_table(
-    matrix: pl.DataFrame,
-    root: str,
-    session_bars: pl.DataFrame | None = None,
-    ingestion_ts: datetime | None = None,
-) -> pl.DataFrame:
-    """``training.<root>_training_daily`` (SPEC 6.7): exactly ``training_table(root)``'s columns.
-
-    Rows: the matrix rows whose symbol is ``root`` (upper-cased), sorted by data_date, with every STRUCT
-    member as its own column (``flat_field_name``). The matrix must hold the root's whole history: the
-    "sessions" the targets count are these rows, so a missing session shifts every target across it.
-
-    Targets, for h in TARGET_HORIZONS (1d=1, 1w=5, 1m=21, 3m=63, 6m=126, 12m=252 sessions):
-    ``target_<h>`` = close[t+h] / close[t] - 1 (a simple return, fraction not percent). NULL where
-    session t+h does not exist (the last h rows), where either close is NULL, or where close[t] <= 0
-    (the ratio is meaningless). No roll adjustment: a window that spans a roll includes the contract
-    gap, which is what ``target_crosses_roll_<h>`` flags.
-
-    ``target_crosses_roll_<h>`` = some session s in (t, t+h] trades another instrument than session s-1,
-    i.e. the window's instruments are not all the instrument of t. The per-session change comes from
-    ``session_bars.instrument_id`` (joined on (trade_date, symbol); every matrix session must be there)
-    when given, else from the matrix's ``pivot_roll_flag``. NULL where the target is NULL, or where no
-    change is known in the window but some session's flag/instrument is unknown.
-
-    ``split`` = 'train' (data_date < 2023-01-01), 'val' (2023), 'test' (>= 2024-01-01).
-    ``purged_<h>`` = the row's own target window (t, t+h] crosses a split boundary: target_<h> is
-    non-NULL and the date of session t+h lies in a different split than t (e.g. the 2022-12-23 row,
-    whose 1w target is the 2023-01-03 close, has purged_1w but not purged_1d). Never NULL; False where
-    the target is NULL (no label to leak). A 1d model thus loses one session per boundary (the last
-    session of train and of val). ``purged`` = any ``purged_<h>`` (the former per-row flag, kept for
-    compatibility: with the 12m horizon it purges every row within 252 sessions of a boundary).
-    ``training_weight`` = the row's regime weight (Int64).
-    ``ingestion_ts`` is the matrix's unless ``ingestion_ts`` (time-zone aware) is given.
-
-    Only target_*, target_crosses_roll_*, purged_* and purged look at later sessions; all other columns
-    are the matrix row's own. Raises ``ValueError`` on duplicate dates for the root or inconsistent inputs.
-    """
-    spec = training_table(root)
-    root = root.upper()
-    flat = _flatten(matrix.filter(pl.col("symbol") == root)).sort("data_date")
-    _require_unique(flat, f"matrix ({root})", _KEY)
-
-    # The frame holds one root sorted by data_date, so plain shifts stay inside the root's sessions.
-    if session_bars is not None:
-        flat = _attach_instrument(flat, session_bars, root)
-        change = pl.col("_inst") != pl.col("_inst").shift(1)
-    else:
-        # Same definition, computed upstream from the session bars (previous session, other instrument).
-        change = pl.col("pivot_roll_flag")
-    # Running counts of known changes and of unknown flags: the window (t, t+h] has a change iff
-    # cum[t+h] - cum[t] > 0. Session 0's flag never falls in any window (windows start after t >= 0).
-    flat = flat.with_columns(
-        change.fill_null(False).cast(pl.Int64).cum_sum().alias("_chg"),
-        change.is_null().cast(pl.Int64).cum_sum().alias("_unk"),
-    )
-
-    close = pl.col("close")
-    base_ok = close.is_not_null() & (close > 0)
-    split = split_expr(pl.col("data_date"))
-    targets, crosses, purges = [], [], []
-    for name, h in TARGET_HORIZONS:
-        target = pl.when(base_ok).then(close.shift(-h) / close - 1.0).otherwise(None)
-        targets.append(target.alias(f"target_{name}"))
-        n_chg = pl.col("_chg").shift(-h) - pl.col("_chg")
-        n_unk = pl.col("_unk").shift(-h) - pl.col("_unk")
-        crosses.append(
-            pl.when(target.is_null())
-            .then(None)
-            .when(n_chg > 0)
-            .then(True)
-            .when(n_unk > 0)
-            .then(None)
-            .otherwise(False)
-            .alias(f"target_crosses_roll_{name}")
-        )
-        # The window (t, t+h] crosses a boundary iff session t+h is in another split than t (splits are
-        # contiguous date ranges, so no window can leave a split and come back).
-        purge = target.is_not_null() & (split_expr(pl.col("data_date").shift(-h)) != split)
-        purges.append(purge.fill_null(False).alias(f"purged_{name}"))
-
-    out = flat.with_columns(
-        *targets,
-        *crosses,
-        split.alias("split"),
-        *purges,
-    ).with_columns(
-        pl.any_horizontal([f"purged_{name}" for name, _ in TARGET_HORIZONS]).alias("purged"),
-        pl.col("regime_weight").alias("training_weight"),
-    )
-    if ingestion_ts is not None:
-        stamp = _to_utc(ingestion_ts, "ingestion_ts")
-        out = out.with_columns(pl.lit(stamp, dtype=pl.Datetime("us", "UTC")).alias("ingestion_ts"))
-    return out.select([pl.col(c).cast(t) for c, t in spec.polars_schema().items()])

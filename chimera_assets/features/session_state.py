@@ -240,7 +240,7 @@ def mark_session_complete(
     source frequency (default ``DEFAULT_TOLERANCE``)."""
     tol = {**DEFAULT_TOLERANCE, **(tolerance or {})}
     best = reach.group_by("symbol").agg(pl.col("reach").max()) if reach.height else reach
-    closes = schedule.select(*_KEY, "session_close")
+    closes = schedule.select(*_KEY, "session_close", pl.col("scheduled").alias("_scheduled"))
     out = sessions.drop("session_complete", "session_status", strict=False).join(closes, on=_KEY, how="left").join(
         best, on="symbol", how="left"
     )
@@ -248,8 +248,12 @@ def mark_session_complete(
         {f: t for f, t in tol.items()}, default=timedelta(0), return_dtype=pl.Duration("us")
     )
     reaches_close = pl.col("last_bar_end") >= pl.col("session_close") - allowed
-    complete = ((pl.col("source_freq") == "1d") | reaches_close).fill_null(False)
     data_goes_on = (pl.col("reach") >= pl.col("session_close")).fill_null(False)
+    # Bars on a day the calendar has no session for (CME equity on the 2025-01-09 day of mourning: trading
+    # until 09:00 CT while pandas_market_calendars lists the day as closed): its real close is unknown, so
+    # the session is complete once later data exists, never partial.
+    unscheduled = ~pl.col("_scheduled").fill_null(False) & data_goes_on
+    complete = ((pl.col("source_freq") == "1d") | reaches_close | unscheduled).fill_null(False)
     status = (
         pl.when(complete).then(pl.lit("complete"))
         .when(data_goes_on).then(pl.lit("partial"))
@@ -258,7 +262,7 @@ def mark_session_complete(
     return (
         out.with_columns(session_status=status)
         .with_columns(session_complete=pl.col("session_status") == "complete")
-        .drop("session_close", "reach")
+        .drop("session_close", "reach", "_scheduled")
     )
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
+from chimera_assets.features.columns import column_doc
 from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.lib.partitions import parse_partition_keys
 from chimera_assets.schemas import TableSpec, table_for
@@ -24,10 +25,21 @@ def spec_for_asset_key(key: dg.AssetKey) -> TableSpec:
     return table_for(".".join(key.path))
 
 
+def _column_tags(doc: dict) -> dict[str, str]:
+    """unit, family, code version and the lookahead/hindsight flags as column tags (strings only)."""
+    tags = {k: str(doc[k]) for k in ("unit", "family", "code_version") if doc[k]}
+    tags.update({flag: "true" for flag in ("lookahead", "hindsight") if doc[flag]})
+    return tags
+
+
 def column_schema(spec: TableSpec) -> dg.TableSchema:
+    """``dagster/column_schema`` of ``spec``: type, nullability, description and tags (unit, family,
+    code version, ``lookahead``/``hindsight``) per column, shown in the UI's column table."""
+    docs = {c.name: column_doc(c, spec.name) for c in spec.columns}
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(c.name, c.bigquery_type(), constraints=dg.TableColumnConstraints(nullable=c.nullable))
+            dg.TableColumn(c.name, c.bigquery_type(), description=docs[c.name]["description"] or None,
+                           constraints=dg.TableColumnConstraints(nullable=c.nullable), tags=_column_tags(docs[c.name]))
             for c in spec.columns
         ]
     )

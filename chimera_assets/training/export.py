@@ -34,9 +34,12 @@ from chimera_assets.training.reader import (
     iter_read,
     output_columns,
 )
+from chimera_assets.training.schema_file import schema_document, write_schema_file
 from chimera_assets.warehouse.base import Warehouse, WarehouseError
 
 FORMATS = ("parquet", "csv")
+# ISO-8601 UTC with a Z (``2024-01-02T22:00:00Z``; fractional seconds only when there are any).
+CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -93,7 +96,7 @@ def export_training_set(
                         writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
                     writer.write_table(table)
                 else:
-                    frame.write_csv(fh, include_header=writer is None)
+                    frame.write_csv(fh, include_header=writer is None, datetime_format=CSV_DATETIME_FORMAT)
                     writer = True  # the header is written once, with the first year
                 rows += frame.height
                 say(f"export {root} {horizon}: year {year} ({i}/{n_years}): {frame.height} rows, {rows} so far")
@@ -102,15 +105,26 @@ def export_training_set(
                 if fmt == "parquet":
                     empty.write_parquet(fh)
                 else:
-                    empty.write_csv(fh)
+                    empty.write_csv(fh, datetime_format=CSV_DATETIME_FORMAT)
             elif fmt == "parquet":
                 writer.close()
         os.replace(tmp, out)
     finally:
         if tmp.exists():
             tmp.unlink()
+    _write_schema(out, root, horizon, split, keep_purged, fmt, rows)
     say(f"export {root} {horizon}: wrote {rows} rows to {out}")
     return rows
+
+
+def _write_schema(out: Path, root: str, horizon: str, split: str | None, keep_purged: bool, fmt: str,
+                  rows: int) -> None:
+    """The schema file beside ``out`` (``training.schema_file``): names, types, units, descriptions, flags."""
+    from chimera_assets.settings import roll_adjustment
+
+    doc = schema_document(root, output_columns(horizon, keep_purged), horizon=horizon, split=split,
+                          keep_purged=keep_purged, file_format=fmt, rows=rows, roll_adjustment=roll_adjustment())
+    write_schema_file(out, doc)
 
 
 def add_export_parser(sub) -> argparse.ArgumentParser:

@@ -185,3 +185,13 @@ def test_two_monthly_files_together_cover_a_session_split_between_them():
     assert status(a=aug, b=sep) == "no_trades"
     # A load that wrote only up to 08-29 (period_end 08-30) covers nothing of the Labor Day session.
     assert status(a=dict(aug, period_end=datetime(2025, 8, 30, tzinfo=UTC)), b=sep) == "missing"
+
+
+def test_bars_on_a_day_the_calendar_calls_closed_are_complete_once_later_data_exists():
+    """2025-01-09 (national day of mourning): CME equity futures traded until 09:00 CT, the calendar has no
+    session; the real close is unknown, so the bars count once the next session's data is there."""
+    mourning = date(2025, 1, 9)
+    end = datetime(2025, 1, 9, 15, tzinfo=UTC)
+    later = bar_reach([(_bars(datetime(2025, 1, 9, 23, tzinfo=UTC)), "1h")])
+    assert _status(end, later, day=mourning) == "complete"
+    assert _status(end, bar_reach([(_bars(datetime(2025, 1, 9, 14, tzinfo=UTC)), "1h")]), day=mourning) == "incomplete"

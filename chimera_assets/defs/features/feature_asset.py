@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from chimera_assets.features.versions import family_code_version
 from chimera_assets.lib.asset_common import SINGLE_RUN, WAREHOUSE_IO, WRITER_POOL, multi_partitions
 from chimera_assets.lib.asset_keys import asset_key
 
@@ -24,5 +25,6 @@ def feature_asset(spec, lookback_dates: int | None = None, **kw):
         pool=WRITER_POOL,
         kinds={"polars"},
         metadata=metadata,
+        code_version=family_code_version(spec.name),
         **kw,
     )

@@ -12,22 +12,34 @@ runs the hard rules and the leakage check on the staged rows: a leaked feature p
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import polars as pl
 
-from chimera_assets.features.matrix import build_training_table
+from chimera_assets.features.versions import TRAINING_CODE_VERSION
 from chimera_assets.lib import asset_keys as keys
 from chimera_assets.lib.asset_common import WRITER_POOL
 from chimera_assets.lib.checks.audits import audit_for
 from chimera_assets.lib.checks.evaluation import dagster_metadata
 from chimera_assets.lib.io_manager import WarehouseResource, job_metadata, written_metadata
 from chimera_assets.lib.partitions import FIRST_TRADE_DATE
-from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS, TableSpec, training_table
+from chimera_assets.schemas import (
+    DAILY_ML_MATRIX,
+    OHLCV_1H,
+    OHLCV_1M,
+    SESSION_BARS,
+    TableSpec,
+    training_table,
+)
+from chimera_assets.settings import roll_adjustment
 from chimera_assets.training.card import kept_rows, training_card
 from chimera_assets.training.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
+from chimera_assets.training.targets import build_training_table, switch_prices_from_bars, switches_of
 from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Slice
 
 MATRIX_KEY = keys.DAILY_ML_MATRIX
 SESSION_BARS_KEY = keys.SESSION_BARS
+# Raw bars of both contracts around each roll price the roll adjustment (read only on the switch days).
+RAW_KEYS = (keys.RAW_1M, keys.RAW_1H)
 
 
 def _symbol_slice(root: str) -> Slice:
@@ -63,6 +75,28 @@ def _replace_outdated_table(wh, spec: TableSpec, audit) -> None:
         wh.drop_table(spec)
 
 
+def _switch_prices(wh, root: str, matrix: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame | None:
+    """Price pairs of the old and new contract at each of ``root``'s instrument switches, from the raw
+    1-minute bars where they price a switch, else the 1-hour bars (only the two sessions around each
+    switch are read, so BigQuery prunes to those partitions). Switches neither prices fall back to the
+    sessions' own prices inside ``build_training_table``."""
+    switches = switches_of(matrix, bars, root)
+    if switches.is_empty():
+        return None
+    days = Slice(tuple((root, d0, d1) for d0, d1 in switches.select("prev_date", "data_date").rows()))
+    found = []
+    for spec, source in ((OHLCV_1M, "1m"), (OHLCV_1H, "1h")):
+        if not wh.table_exists(spec):
+            continue
+        raw = wh.read(spec, days, columns=["ts_event", "trade_date", "instrument_id", "open", "close", "is_spread"])
+        if raw.height:
+            found.append(switch_prices_from_bars(switches, raw, source))
+    if not found:
+        return None
+    merged = pl.concat(found)  # 1m first: the finer bars win where both price a switch
+    return merged.unique("data_date", keep="first", maintain_order=True)
+
+
 def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
     """Rebuild ``training.<root>_training_daily`` whole from the root's matrix and session bars.
     Returns the materialization metadata and the leakage report of the rows; raises
@@ -70,7 +104,9 @@ def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
     spec = training_table(root)
     matrix = wh.read(DAILY_ML_MATRIX, _symbol_slice(root))
     bars = wh.read(SESSION_BARS, _symbol_slice(root))
-    frame = build_training_table(matrix, root, bars, datetime.now(UTC))
+    prices = _switch_prices(wh, root, matrix, bars)
+    mode = roll_adjustment()
+    frame = build_training_table(matrix, root, bars, datetime.now(UTC), switch_prices=prices, adjustment=mode)
     report = leakage_report(frame)
     audit = audit_for(spec)
     try:
@@ -90,6 +126,11 @@ def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
             {f"{s}/{h}": k for s, h, k in kept.select("split", "horizon", "kept").rows()}
         ),
         "training_set_card": dg.MetadataValue.md(training_card(frame, spec.fqn)),
+        # How the targets bridge rolls: the method and, per source, how many switches it priced (the
+        # rest fell back to the sessions' own close/open; docs/matrix.md section 3).
+        "roll_adjustment": dg.MetadataValue.text(mode),
+        "roll_prices": dg.MetadataValue.json(
+            dict(prices["price_source"].value_counts().rows()) if prices is not None else {}),
     }
     return metadata, report
 
@@ -119,8 +160,11 @@ def training_assets() -> list[dg.AssetsDefinition]:
     roots = {keys.training_key(r): r for r in get_universe().root_names}
     specs = [
         dg.AssetSpec(
-            key, deps=[MATRIX_KEY, SESSION_BARS_KEY], group_name="training", kinds={"polars"}, skippable=True,
-            description=f"{root} training rows: matrix columns flattened, forward targets, split/purge, weight.",
+            key, deps=[MATRIX_KEY, SESSION_BARS_KEY, *RAW_KEYS], group_name="training", kinds={"polars"},
+            skippable=True, code_version=TRAINING_CODE_VERSION,
+            description=f"{root} training rows: matrix columns flattened, roll-adjusted forward targets "
+                        "(raw kept), roll flags, split/purge, weight. Hindsight columns are flagged in the "
+                        "column schema; see docs/matrix.md.",
         )
         for key, root in roots.items()
     ]
