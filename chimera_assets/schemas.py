@@ -312,16 +312,19 @@ POLICY_FIELDS: tuple[tuple[str, str], ...] = (
     ("policy_trump_recency_decay", "FLOAT64"),
 )
 _POLICY_SPEC = ", ".join(f"{n} {t}" for n, t in POLICY_FIELDS)
+# Keyed by (trade_date, cutoff): one row per distinct session close instant (UTC) of the universe's
+# roots on the trade date (SPEC 6.4: each root's row uses the events before its own close).
+_POLICY_KEY = ("trade_date", "cutoff")
 POLICY_FEATURES = TableSpec(
     "features", "policy_features",
-    _cols("trade_date DATE, " + _POLICY_SPEC, ("trade_date",)),
-    ("trade_date",), date_column="trade_date",
+    _cols("trade_date DATE, cutoff TIMESTAMP, " + _POLICY_SPEC, _POLICY_KEY),
+    _POLICY_KEY, date_column="trade_date",
 )
 POLICY_EVENTS = TableSpec(
     "reference", "policy_events",
     _cols(
         "event_id STRING, ts TIMESTAMP, source STRING, category STRING, text STRING, url STRING, kind STRING, "
-        "ingested_from STRING",
+        "ingested_from STRING, ingested_at TIMESTAMP",
         ("event_id",),
     ),
     ("event_id",),

@@ -11,6 +11,7 @@ Nothing here opens a connection: importing the package must have no side effects
 | CHIMERA_REGIMES | packaged config/regimes.yaml | regime definitions |
 | CHIMERA_LANDING_DIR | $CHIMERA_HOME/landing | DBN files dropped here are ingested by the sensor |
 | CHIMERA_POLICY_DIR | (unset) | files of policy events (parquet/CSV/JSONL) |
+| CHIMERA_POLICY_TIME | event | ``event``: policy events count from their event time; ``knowledge``: from the later of event time and ingest time (a backtest of what was collected by then) |
 | CHIMERA_BQ_PROJECT / CHIMERA_BQ_LOCATION | (unset) / US | BigQuery project and location |
 | CHIMERA_BQ_DATASET_PREFIX | (empty) | prefix for the dataset names (e.g. ``dev_``) |
 | CHIMERA_BQ_ENDPOINT | (unset) | an emulator endpoint (tests only) |
@@ -49,6 +50,8 @@ from pathlib import Path
 WAREHOUSE_KINDS = ("duckdb", "bigquery")
 # Logical schema names; on BigQuery each is a dataset (optionally prefixed).
 SCHEMAS = ("market_data", "features", "training", "ops", "reference")
+# When a policy event becomes usable by the policy features (docs/policy_features.md section 4).
+POLICY_TIME_BASES = ("event", "knowledge")
 
 
 # BigQuery cost controls (see docs/deployment.md "Costs"): the largest legitimate job, a whole-history
@@ -81,6 +84,7 @@ class Settings:
     bq_job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
     bq_staging_dataset: str | None = None
     bq_staging_ttl_hours: float = DEFAULT_STAGING_TTL_HOURS
+    policy_time: str = "event"
 
     @property
     def staging_dataset_name(self) -> str:
@@ -111,6 +115,9 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
     max_bytes = _number(env, "CHIMERA_BQ_MAX_BYTES_BILLED", DEFAULT_MAX_BYTES_BILLED, int, minimum=10 * 1024**2)
     timeout = _number(env, "CHIMERA_BQ_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S, float, minimum=1.0)
     ttl = _number(env, "CHIMERA_BQ_STAGING_TTL_HOURS", DEFAULT_STAGING_TTL_HOURS, float, minimum=MIN_STAGING_TTL_HOURS)
+    policy_time = (env.get("CHIMERA_POLICY_TIME") or "event").strip().lower()
+    if policy_time not in POLICY_TIME_BASES:
+        raise SettingsError(f"CHIMERA_POLICY_TIME={policy_time!r} is not one of {list(POLICY_TIME_BASES)}")
     return Settings(
         home=home,
         warehouse=warehouse,
@@ -127,6 +134,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         bq_job_timeout_s=timeout,
         bq_staging_dataset=staging,
         bq_staging_ttl_hours=ttl,
+        policy_time=policy_time,
     )
 
 

@@ -120,27 +120,35 @@ def test_training_targets_split_and_tail(real_run):
 
 
 def test_policy_counts_in_the_matrix_equal_an_independent_count_of_the_event_files(real_run):
-    """The matrix's policy columns are date-level and, for every date of 2024-2025, inside coverage (the
-    social file starts in 2008): no NULL counts. On every date the two mention counts equal the reference
-    count of the deduplicated events (``w1_mention_counts``: plain ``re`` over W1 = (T - 24 h, T])."""
+    """The matrix's policy columns are cut at each root's own session close (SPEC 6.4: ZL 13:20 CT, MES
+    16:00 CT) and, for every date of 2024-2025, inside coverage (the social file starts in 2008): no NULL
+    counts. Per root and date the two mention counts equal the reference count of the deduplicated
+    events (``w1_mention_counts``: plain ``re`` over W1 = (T - 24 h, T], T = the root's close)."""
     from chimera_assets.features.policy import load_policy_events
+    from chimera_assets.features.policy_cutoffs import root_cutoffs
     from chimera_assets_tests.features.test_policy_real import w1_mention_counts
 
     _, wh = real_run
-    m = wh.read(DAILY_ML_MATRIX).select("symbol", "data_date", pl.col("policy").struct.unnest())
+    m = wh.read(DAILY_ML_MATRIX).select("symbol", "data_date", "timestamp", pl.col("policy").struct.unnest())
     counts = ["trump_mentions", "trumpxi_china_mentions"]
     assert m.select(pl.col(counts).null_count()).row(0) == (0, 0)
-    policy_cols = [c for c in m.columns if c not in ("symbol", "data_date")]
-    per_date = m.group_by("data_date").agg(pl.col(policy_cols).n_unique())
-    assert per_date.select(pl.max_horizontal(pl.col(policy_cols).max())).item() == 1, "policy differs by root"
 
     ev = load_policy_events(sorted(shared_data("policy-events").glob("*.parquet")))
-    got = dict(m.group_by("data_date").agg(pl.struct(counts).first()).rows())
-    got = {d: (v["trump_mentions"], v["trumpxi_china_mentions"]) for d, v in got.items()}
-    want = w1_mention_counts(ev, sorted(got))
-    assert got == want
+    total = [0, 0]
+    for root in ROOTS:
+        rows = m.filter(pl.col("symbol") == root)
+        got = {d: (n, x) for d, n, x in rows.select("data_date", *counts).rows()}
+        closes = dict(root_cutoffs(sorted(got), roots=[root]).select("trade_date", "cutoff").rows())
+        # The row's timestamp is the cut-off its policy values were computed at.
+        assert dict(rows.select("data_date", "timestamp").rows()) == closes, root
+        want = w1_mention_counts(ev, sorted(got), closes)
+        assert got == want, root
+        total = [total[0] + sum(n for n, _ in want.values()), total[1] + sum(x for _, x in want.values())]
     # Not a comparison of zeros: the period holds a few mentions (Jan, Aug-Nov 2025), one with China/Xi.
-    assert sum(n for n, _ in want.values()) > 5 and sum(x for _, x in want.values()) >= 1
+    assert total[0] > 10 and total[1] >= 2
+    # ... and the two roots' values differ on some dates (events between 13:20 and 16:00 CT).
+    both = m.filter(pl.col("symbol") == "ZL").join(m.filter(pl.col("symbol") == "MES"), on="data_date")
+    assert both.filter(pl.col("trump_mentions") != pl.col("trump_mentions_right")).height > 0
 
 
 def test_running_the_main_job_twice_leaves_every_table_identical(tmp_path, monkeypatch):

@@ -174,7 +174,10 @@ def test_consolidated_joins_features_policy_by_date_and_golden_zone_only_where_p
     policy = rows_for(
         schemas.POLICY_FEATURES,
         [
-            {"trade_date": d1, "trump_score": 0.25, "trump_mentions": 3, "trump_procurement_alert": False},
+            # Keyed by (trade_date, cutoff): without ``closes`` every root's timestamp is the 16:00 CT
+            # fallback (22:00 UTC in January), so both roots join this row.
+            {"trade_date": d1, "cutoff": datetime(2024, 1, 2, 22, tzinfo=UTC), "trump_score": 0.25,
+             "trump_mentions": 3, "trump_procurement_alert": False},
         ],
     )
     cons = _consolidated(_bars(keys), _pivots(keys), market=market, golden_zone=golden, policy=policy)
@@ -182,7 +185,8 @@ def test_consolidated_joins_features_policy_by_date_and_golden_zone_only_where_p
     zl1, zl2, mes1 = _row(cons, d1), _row(cons, d2), _row(cons, d1, "MES")
     assert (zl1["vwap"], zl1["vol_percentile"], zl1["k_vol"]) == (45.5, 0.7, 1.1)
     assert zl2["vwap"] is None and mes1["vwap"] is None
-    # Policy is date-level: the same values on every symbol of that date, NULL where the date has none.
+    # Policy joins on (date, cut-off = the row's timestamp): the same values on every symbol sharing
+    # that close, NULL where the date has none.
     assert zl1["trump_score"] == mes1["trump_score"] == 0.25
     assert zl1["trump_mentions"] == mes1["trump_mentions"] == 3
     assert zl2["trump_score"] is None

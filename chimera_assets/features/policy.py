@@ -6,9 +6,11 @@ Pure polars, no Dagster. Two entry points:
 
 * :func:`load_policy_events` reads parquet / CSV / JSON-lines files of dated texts into one
   deduplicated event frame (:data:`EVENT_SCHEMA`).
-* :func:`compute_policy_features` turns that frame into one row per trade date with the 16 features of
-  :data:`POLICY_FEATURE_COLUMNS`, strictly point-in-time: the row for trade date D only sees events with
-  ``ts <= T(D)``, T(D) = D 16:00 America/Chicago (DST aware).
+* :func:`compute_policy_features` turns that frame into one row per (trade_date, cutoff) with the 16
+  features of :data:`POLICY_FEATURE_COLUMNS`, strictly point-in-time: a row only sees events known at or
+  before its cut-off T (a session close instant of the universe's roots, ``policy_cutoffs.py``; 16:00
+  America/Chicago for plain dates). Known = the event time, or under knowledge time the later of event
+  and collection time.
 
 Every choice the spec leaves open is listed in ``docs/policy_features.md``.
 """
@@ -104,43 +106,97 @@ def _as_date_series(trade_dates: Sequence[date] | pl.Series) -> pl.Series:
     return s.cast(pl.Date).unique().sort().alias("trade_date")
 
 
+def default_cutoffs(trade_dates: Sequence[date] | pl.Series) -> pl.DataFrame:
+    """(trade_date, cutoff) with one row per distinct date at T(D) = 16:00 America/Chicago (the
+    equity-index close; plain-date callers of :func:`compute_policy_features` get these)."""
+    return _as_date_series(trade_dates).to_frame().with_columns(_cutoff_expr().alias("cutoff"))
+
+
+def _as_cutoff_frame(cutoffs: pl.DataFrame | Sequence[date] | pl.Series) -> pl.DataFrame:
+    if not isinstance(cutoffs, pl.DataFrame):
+        return default_cutoffs(cutoffs)
+    missing = [c for c in ("trade_date", "cutoff") if c not in cutoffs.columns]
+    if missing:
+        raise ValueError(f"cutoffs frame lacks column(s) {missing} (has {cutoffs.columns})")
+    cut = cutoffs.get_column("cutoff")
+    if not isinstance(cut.dtype, pl.Datetime) or cut.dtype.time_zone is None:
+        raise ValueError(f"cutoffs 'cutoff' must be a time-zone aware Datetime (UTC instants), got {cut.dtype}")
+    out = cutoffs.select(
+        pl.col("trade_date").cast(pl.Date),
+        pl.col("cutoff").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+    )
+    if out.null_count().sum_horizontal().item():
+        raise ValueError("cutoffs contain NULL trade_date or cutoff")
+    return out.unique().sort("trade_date", "cutoff")
+
+
 def _empty_features() -> pl.DataFrame:
-    return pl.DataFrame(schema={"trade_date": pl.Date(), **dict(POLICY_FEATURE_COLUMNS)})
+    return pl.DataFrame(
+        schema={"trade_date": pl.Date(), "cutoff": pl.Datetime("us", "UTC"), **dict(POLICY_FEATURE_COLUMNS)}
+    )
+
+
+def _ma_span(rows: pl.DataFrame) -> pl.DataFrame:
+    """For each requested (trade_date, cutoff): the (d, c) rows whose #11 its #13 averages: Mon-Fri d in
+    [D-29, D] (and D itself) at the same America/Chicago wall-clock offset from midnight as the row's
+    own cut-off (13:20 CT rows average 13:20 CT values); D's own entry is the row's exact cut-off."""
+    offset = (
+        pl.col("cutoff").dt.convert_time_zone(CHICAGO.key).dt.replace_time_zone(None)
+        - pl.col("trade_date").cast(pl.Datetime("us"))
+    )
+    local = pl.col("d").cast(pl.Datetime("us")) + pl.col("offset")
+    instant = local.dt.replace_time_zone(CHICAGO.key, ambiguous="earliest", non_existent="null")
+    return (
+        rows.with_columns(offset.alias("offset"), pl.int_ranges(0, MA_CALENDAR_DAYS).alias("k"))
+        .explode("k")
+        .with_columns((pl.col("trade_date") - pl.duration(days=pl.col("k"))).alias("d"))
+        .filter((pl.col("k") == 0) | is_weekday_expr("d"))
+        .with_columns(
+            pl.when(pl.col("k") == 0).then(pl.col("cutoff"))
+            .otherwise(instant.dt.convert_time_zone("UTC").dt.cast_time_unit("us")).alias("c")
+        )  # fmt: skip
+        .filter(pl.col("c").is_not_null())
+        .select("trade_date", "cutoff", "d", "c")
+    )
 
 
 def compute_policy_features(
     events: pl.DataFrame,
-    trade_dates: Sequence[date] | pl.Series,
+    cutoffs: pl.DataFrame | Sequence[date] | pl.Series,
     direct_authors: tuple[str, ...] = (),
     *,
     coverage_start: date | None = None,
+    time_basis: str = "event",
 ) -> pl.DataFrame:
-    """The 16 policy features for each distinct date in ``trade_dates`` (sorted ascending).
+    """The 16 policy features for each distinct (trade_date, cutoff) row, sorted by (trade_date, cutoff).
 
-    Columns: ``trade_date`` Date, then :data:`POLICY_FEATURE_COLUMNS` in order. Only events with
-    ``ts <= T(D)`` (16:00 America/Chicago on D) influence row D. W1 = (T-24h, T], W7 = (T-7d, T] on the
-    UTC axis. Coverage starts at :func:`first_covered_trade_date` of the earliest event (or at
-    ``coverage_start`` when given); rows before it are all NULL. Inside coverage: counts are 0 on empty
-    windows; #1/#2 are 0 and #8 False when nothing fires; #7 is 0 on an empty W1; other values are NULL
-    on an empty window. #13 averages #11 over Mon-Fri dates in [D-29, D] (D included) and is independent
-    of which other dates are requested. Units: probabilities/scores in [0, 1], #2 a fractional price
-    move, #7 on a 0-100 scale, #16 a factor in (0, 1].
+    ``cutoffs``: a frame with ``trade_date`` (Date) and ``cutoff`` (aware Datetime, a UTC instant; see
+    ``policy_cutoffs.policy_cutoffs``), or plain dates, each then cut at T(D) = 16:00 America/Chicago.
+    Columns: ``trade_date``, ``cutoff`` (Datetime us UTC), then :data:`POLICY_FEATURE_COLUMNS` in order.
+
+    Only events *known* by the cut-off T influence a row: known = ``ts`` when ``time_basis`` is
+    ``"event"`` (default), the later of ``ts`` and ``ingested_at`` when ``"knowledge"`` (NULL
+    ingested_at: ``ts``). Windows and decay are measured on ``ts``: W1 = (T-24h, T], W7 = (T-7d, T]
+    on the UTC axis. Coverage is per cut-off: a row is covered when T >= the earliest known instant
+    of any event (or its trade_date >= ``coverage_start`` when given); rows before are all NULL.
+    Inside coverage: counts are 0 on empty windows; #1/#2 are 0 and #8 False when nothing fires; #7
+    is 0 on an empty W1; other values are NULL on an empty window. #13 averages the non-NULL #11 over
+    Mon-Fri dates in [D-29, D] (D included) at the row's own Chicago wall-clock cut-off time, and is
+    independent of which other rows are requested. Units: probabilities/scores in [0, 1], #2 a
+    fractional price move, #7 on a 0-100 scale, #16 a factor in (0, 1].
     """
-    dates = _as_date_series(trade_dates)
-    if dates.len() == 0:
+    if time_basis not in ("event", "knowledge"):
+        raise ValueError(f"time_basis must be 'event' or 'knowledge', got {time_basis!r}")
+    rows = _as_cutoff_frame(cutoffs)
+    if rows.height == 0:
         return _empty_features()
-    ev = event_primitives(events, direct_authors) if events.height else None
+    ev = event_primitives(events, direct_authors, time_basis=time_basis) if events.height else None
 
-    if coverage_start is None and ev is not None:
-        coverage_start = first_covered_trade_date(ev.get_column("ts").min())  # type: ignore[arg-type]
-
-    # Evaluation calendar: the requested dates plus every weekday #13 may need.
-    lo = dates.min() - timedelta(days=MA_CALENDAR_DAYS - 1)  # type: ignore[operator]
-    weekdays = pl.date_range(lo, dates.max(), "1d", eager=True).alias("trade_date")
-    weekdays = weekdays.to_frame().filter(is_weekday_expr("trade_date")).to_series()
+    # Evaluation calendar: the requested rows plus every (date, cut-off) #13 may need, by cut-off.
+    span = _ma_span(rows)
     cal = (
-        pl.concat([weekdays, dates]).unique().sort().to_frame()
-        .with_columns(_cutoff_expr().alias("cutoff"))
+        span.select(pl.col("d").alias("trade_date"), pl.col("c").alias("cutoff")).unique()
+        .sort("cutoff", "trade_date")
         .with_columns(pl.col("cutoff").dt.epoch("us").alias("cutoff_us"))
         .with_row_index("ci")
     )  # fmt: skip
@@ -152,17 +208,21 @@ def compute_policy_features(
         daily = daily.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in _AGG_SCHEMA.items()])
     daily = _finish_daily(daily)
 
-    in_cov = pl.lit(False) if coverage_start is None else pl.col("trade_date") >= pl.lit(coverage_start)
+    if coverage_start is not None:
+        in_cov = pl.col("trade_date") >= pl.lit(coverage_start)
+    elif ev is not None:
+        in_cov = pl.col("cutoff") >= pl.lit(ev.get_column("known").min())
+    else:
+        in_cov = pl.lit(False)
     per_day = [n for n in POLICY_FEATURE_NAMES if n != "trumpxi_volatility_30d_ma"]
     daily = daily.select(
-        "trade_date", *[pl.when(in_cov).then(pl.col(n)).otherwise(None).alias(n) for n in per_day]
+        "trade_date", "cutoff", *[pl.when(in_cov).then(pl.col(n)).otherwise(None).alias(n) for n in per_day]
     )
 
-    ma = _volatility_ma(daily, dates)
-    out = dates.to_frame().join(daily, on="trade_date", how="left").join(ma, on="trade_date", how="left")
-    return out.select(pl.col("trade_date"), *[pl.col(n).cast(t) for n, t in POLICY_FEATURE_COLUMNS]).sort(
-        "trade_date"
-    )
+    ma = _volatility_ma(daily, span)
+    key = ["trade_date", "cutoff"]
+    out = rows.join(daily, on=key, how="left").join(ma, on=key, how="left")
+    return out.select(*key, *[pl.col(n).cast(t) for n, t in POLICY_FEATURE_COLUMNS]).sort(key)
 
 
 _AGG_SCHEMA: dict[str, pl.DataType] = {
@@ -179,10 +239,12 @@ def _window_aggregates(ev: pl.DataFrame, cal: pl.DataFrame) -> pl.DataFrame:
     """Aggregate every (date, event-in-W7) pair per date index ``ci``."""
     cut = cal.get_column("cutoff_us")
     ts_us = ev.get_column("ts").dt.epoch("us")
+    known_us = ev.get_column("known").dt.epoch("us")
     w7_us = int(W7_LENGTH.total_seconds()) * 1_000_000
     w1_us = int(W1_LENGTH.total_seconds()) * 1_000_000
-    # Date indices whose W7 holds the event: T >= ts (first) .. T < ts + 7d (last, exclusive).
-    first = cut.search_sorted(ts_us, side="left").cast(pl.Int64)
+    # Row indices (by cut-off) whose W7 holds the event: T >= known (first; known = ts in event time)
+    # .. T < ts + 7d (last, exclusive). An event known only after ts + 7d reaches no row.
+    first = cut.search_sorted(known_us, side="left").cast(pl.Int64)
     stop = cut.search_sorted(ts_us + w7_us, side="left").cast(pl.Int64)
     pairs = (
         ev.with_columns(ts_us.alias("ts_us"), first.alias("i0"), stop.alias("i1"))
@@ -261,24 +323,17 @@ def _finish_daily(daily: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _volatility_ma(daily: pl.DataFrame, dates: pl.Series) -> pl.DataFrame:
-    """#13 for each requested date: mean of non-NULL #11 over Mon-Fri dates in [D-29, D], plus D itself."""
-    span = (
-        dates.to_frame()
-        .with_columns(pl.int_ranges(0, MA_CALENDAR_DAYS).alias("k"))
-        .explode("k")
-        .with_columns((pl.col("trade_date") - pl.duration(days=pl.col("k"))).alias("d"))
-        .filter((pl.col("k") == 0) | is_weekday_expr("d"))
-        .join(
-            daily.select(pl.col("trade_date").alias("d"), "trumpxi_sentiment_volatility"), on="d", how="left"
-        )
+def _volatility_ma(daily: pl.DataFrame, span: pl.DataFrame) -> pl.DataFrame:
+    """#13 for each requested (trade_date, cutoff): mean of the non-NULL #11 over its ``span`` rows."""
+    vol = daily.select(pl.col("trade_date").alias("d"), pl.col("cutoff").alias("c"), "trumpxi_sentiment_volatility")
+    key = ["trade_date", "cutoff"]
+    ma = span.join(vol, on=["d", "c"], how="left").group_by(key).agg(
+        pl.col("trumpxi_sentiment_volatility").mean().alias("ma")
     )
-    ma = span.group_by("trade_date").agg(pl.col("trumpxi_sentiment_volatility").mean().alias("ma"))
-    # Outside coverage #13 is NULL like everything else: D's own #11 row carries the coverage verdict.
-    covered = daily.select("trade_date", pl.col("trump_action_prob").is_not_null().alias("covered"))
-    return ma.join(covered, on="trade_date", how="left").select(
-        "trade_date",
-        pl.when(pl.col("covered")).then(pl.col("ma")).otherwise(None).alias("trumpxi_volatility_30d_ma"),
+    # Outside coverage #13 is NULL like everything else: the row's own #1 carries the coverage verdict.
+    covered = daily.select(*key, pl.col("trump_action_prob").is_not_null().alias("covered"))
+    return ma.join(covered, on=key, how="left").select(
+        *key, pl.when(pl.col("covered")).then(pl.col("ma")).otherwise(None).alias("trumpxi_volatility_30d_ma")
     )
 
 
@@ -319,6 +374,7 @@ __all__ = [
     "compute_policy_features",
     "cutoff_instant",
     "dedupe_events",
+    "default_cutoffs",
     "event_primitives",
     "first_covered_trade_date",
     "load_policy_events",

@@ -5,6 +5,7 @@ JSON-lines, normalising the layouts and timestamps, event ids, kinds and de-dupl
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,8 @@ _TS_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
+# Columns naming when a row was collected (the real exports' ``ingest_timestamp_utc``), first match wins.
+INGEST_COLUMNS = ("ingested_at", "ingest_timestamp_utc", "ingest_timestamp", "ingest_ts")
 
 
 class PolicyInputError(ValueError):
@@ -65,7 +68,7 @@ def _read_file(path: Path) -> pl.DataFrame:
     )
 
 
-def _parse_ts(raw: pl.DataFrame, col: str, path: Path) -> pl.Series:
+def _parse_ts(raw: pl.DataFrame, col: str, path: Path, *, allow_null: bool = False) -> pl.Series:
     s = raw.get_column(col)
     dtype = s.dtype
     if isinstance(dtype, pl.Datetime):
@@ -101,7 +104,7 @@ def _parse_ts(raw: pl.DataFrame, col: str, path: Path) -> pl.Series:
             "expected a timestamp or ISO-8601 text"
         )
     n_null = s.null_count()
-    if n_null:
+    if n_null and not allow_null:
         raise PolicyInputError(f"policy events file {path}: column {col!r} has {n_null} empty timestamp(s)")
     return s.alias("ts")
 
@@ -143,13 +146,14 @@ def _normalise_frame(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
         )
     assert text_col is not None and source is not None and ts_col is not None
     ts = _parse_ts(raw, ts_col, path)
+    ingested_at = _ingested_at(raw, cols, path)
     out = raw.select(
         source.alias("source"),
         _text_col(cols.get("category")).alias("category"),
         # An empty CSV field reads as NULL; an event with no words is still an event (media-only posts).
         pl.col(text_col).cast(pl.Utf8).fill_null("").alias("text"),
         _text_col(cols.get("url")).alias("url"),
-    ).with_columns(ts)
+    ).with_columns(ts, ingested_at)
     bad_source = out.get_column("source").is_null() | (out.get_column("source").str.strip_chars() == "")
     if bad_source.any():
         raise PolicyInputError(
@@ -166,6 +170,18 @@ def _normalise_frame(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
         ],
         pl.lit(path.name).alias("ingested_from"),
     )
+
+
+def _ingested_at(raw: pl.DataFrame, cols: dict[str, str], path: Path) -> pl.Series:
+    """When each row was collected (UTC): the file's ingest column (:data:`INGEST_COLUMNS`) where it has
+    a value, else the file's modification time: the latest moment we can vouch the row was in hand
+    (conservative for a knowledge-time backtest: a row of unknown collection time counts late)."""
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    col = next((cols[c] for c in INGEST_COLUMNS if c in cols), None)
+    if col is None:
+        return pl.Series("ingested_at", [mtime] * raw.height, dtype=pl.Datetime("us", "UTC"))
+    parsed = _parse_ts(raw, col, path, allow_null=True)
+    return parsed.fill_null(mtime).alias("ingested_at")
 
 
 def normalised_text_expr(col: str = "text") -> pl.Expr:
@@ -208,9 +224,12 @@ def dedupe_events(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per ``event_id`` (same normalised text in the same UTC minute).
 
     The earliest ``ts`` is kept (then source, then file name), so a later copy never replaces an
-    earlier one: adding a duplicate after a cut-off cannot change anything before it.
+    earlier one: adding a duplicate after a cut-off cannot change anything before it. ``ingested_at``
+    (when present) becomes the earliest collection time of any copy (NULLs ignored).
     """
     sort_cols = [c for c in ("ts", "source", "ingested_from") if c in frame.columns]
+    if "ingested_at" in frame.columns:
+        frame = frame.with_columns(pl.col("ingested_at").min().over("event_id"))
     return (
         frame.sort(sort_cols, nulls_last=True, maintain_order=True)
         .unique(subset="event_id", keep="first", maintain_order=True)

@@ -81,10 +81,46 @@ def _freq_penalty(frame: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def event_primitives(events: pl.DataFrame, direct_authors: Sequence[str] = ()) -> pl.DataFrame:
+def _freq_penalty_known(frame: pl.DataFrame) -> pl.Series:
+    """Knowledge-time variant of :func:`_freq_penalty`: an earlier same-source event in [ts - 3h, ts)
+    counts only if it was known no later than this one (``known``), so the value uses only what was
+    known when this event became known (point in time under knowledge time)."""
+    e = frame.select(pl.int_range(pl.len()).alias("_i"), "source", "ts", "known")
+    o = e.select(pl.col("source").alias("_src"), pl.col("ts").alias("_ts"), pl.col("known").alias("_kn"))
+    hits = e.join_where(
+        o,
+        pl.col("_src") == pl.col("source"),
+        pl.col("_ts") < pl.col("ts"),
+        pl.col("_ts") >= pl.col("ts") - FREQ_WINDOW,
+        pl.col("_kn") <= pl.col("known"),
+    ).group_by("_i").len()
+    n_before = pl.col("len").fill_null(0)
+    return (
+        e.join(hits, on="_i", how="left")
+        .sort("_i")
+        .select(pl.when(n_before >= FREQ_MIN_EVENTS).then(FREQ_PENALTY).otherwise(1.0).alias("freq_penalty"))
+        .to_series()
+    )
+
+
+def _known_expr(time_basis: str, columns: Sequence[str]) -> pl.Expr:
+    """When an event becomes usable: ``ts`` (event time), or the later of ``ts`` and ``ingested_at``
+    (knowledge time; a NULL or absent ingested_at falls back to ``ts``)."""
+    if time_basis == "event" or "ingested_at" not in columns:
+        return pl.col("ts")
+    ing = pl.col("ingested_at").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    return pl.max_horizontal(pl.col("ts"), ing)
+
+
+def event_primitives(
+    events: pl.DataFrame, direct_authors: Sequence[str] = (), *, time_basis: str = "event"
+) -> pl.DataFrame:
     """Per-event inputs of the daily features (one row per distinct event, sorted by ts).
 
-    Adds: ``sentiment`` in [-1, 1); ``credibility``; ``topic_multiplier``; ``freq_penalty`` (0.8 or 1);
+    Adds: ``known`` (UTC instant the event becomes usable: ``ts`` for ``time_basis="event"``, the later
+    of ``ts`` and ``ingested_at`` for ``"knowledge"``); ``sentiment`` in [-1, 1); ``credibility``;
+    ``topic_multiplier``; ``freq_penalty`` (0.8 or 1; under knowledge time only earlier events known
+    no later than this one count);
     ``base_score`` = credibility x topic x |sentiment| x freq_penalty (score before decay);
     ``is_direct``; ``threat`` and ``action_phrases`` (counts, used for direct texts only);
     ``tariff_intensity`` in [0, 100); flags ``has_trump``, ``has_china_xi``, ``has_soy``.
@@ -119,6 +155,7 @@ def event_primitives(events: pl.DataFrame, direct_authors: Sequence[str] = ()) -
             .alias("kind")
         )
     ev = dedupe_events(ev)
+    ev = ev.with_columns(_known_expr(time_basis, ev.columns).alias("known"))
 
     nbull = _count("text", *BULLISH_WORDS)
     nbear = _count("text", *BEARISH_WORDS)
@@ -131,7 +168,7 @@ def event_primitives(events: pl.DataFrame, direct_authors: Sequence[str] = ()) -
         ((nbull - nbear) / (nbull + nbear + 1)).cast(pl.Float64).alias("sentiment"),
         _credibility_expr().alias("credibility"),
         _topic_expr().alias("topic_multiplier"),
-        _freq_penalty(ev),
+        _freq_penalty(ev) if time_basis == "event" else _freq_penalty_known(ev),
         (pl.col("kind") == "direct").alias("is_direct"),
         threat.cast(pl.Int64).alias("threat"),
         _count("text", *ACTION_PHRASES).alias("action_phrases"),

@@ -14,6 +14,8 @@ import polars as pl
 from chimera_assets.schemas import POLICY_EVENTS, POLICY_FEATURES
 
 CHICAGO = ZoneInfo("America/Chicago")
+# The cut-off of plain-date callers (16:00 CT, the equity-index close); the asset cuts each row at a
+# root's own session close instead (policy_cutoffs.py).
 CUTOFF_LOCAL_TIME = time(16, 0)
 # Window lengths are exact durations on the UTC axis (a DST switch does not stretch them).
 W1_LENGTH = timedelta(hours=24)
@@ -26,9 +28,10 @@ FREQ_PENALTY = 0.8
 
 # Both schemas are derived from the warehouse declarations in schemas.py (declared once there).
 EVENT_SCHEMA: dict[str, pl.DataType] = POLICY_EVENTS.polars_schema()
-# The 16 policy features (POLICY_FEATURES.md), in order: every column of the table after ``trade_date``.
+# The 16 policy features (POLICY_FEATURES.md), in order: every column of the table after its key
+# (trade_date, cutoff).
 POLICY_FEATURE_COLUMNS: list[tuple[str, pl.DataType]] = [
-    (c.name, c.polars_dtype()) for c in POLICY_FEATURES.columns if c.name != "trade_date"
+    (c.name, c.polars_dtype()) for c in POLICY_FEATURES.columns if c.name not in POLICY_FEATURES.key
 ]
 POLICY_FEATURE_NAMES: list[str] = [name for name, _ in POLICY_FEATURE_COLUMNS]
 

@@ -12,7 +12,7 @@ FAMILY_CODE_VERSIONS: dict[str, str] = {
     "market_features": "1",
     "pivots": "2",  # 2: roll-safe weekly pivot (SPEC 6.4, 2026-12-03)
     "golden_zone": "1",
-    "policy_features": "1",
+    "policy_features": "2",  # 2: rows per (trade_date, cutoff), each root cut at its own close (SPEC 6.4, 2026-12-08)
     "consolidated_features": "2",  # 2: timestamp = the root's own scheduled close (SPEC 6.5, 2026-12-08)
     "daily_ml_matrix": "1",
 }

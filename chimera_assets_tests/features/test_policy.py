@@ -68,8 +68,11 @@ def day(ev: pl.DataFrame, d: date = D, dates: list[date] | None = None, **kw) ->
 # ------------------------------------------------------------------------------------------------------
 def test_output_columns_and_types_follow_the_spec_table():
     out = compute_policy_features(events((2, "blog", "hello")), WEEK)
-    assert out.columns[0] == "trade_date"
-    assert [(c, out.schema[c]) for c in out.columns[1:]] == POLICY_FEATURE_COLUMNS
+    # Keyed by (trade_date, cutoff); plain dates are cut at 16:00 CT (22:00 UTC in January).
+    assert out.columns[:2] == ["trade_date", "cutoff"]
+    assert out.schema["cutoff"] == pl.Datetime("us", "UTC")
+    assert out["cutoff"].to_list() == [datetime(d.year, d.month, d.day, 22, tzinfo=UTC) for d in WEEK]
+    assert [(c, out.schema[c]) for c in out.columns[2:]] == POLICY_FEATURE_COLUMNS
     assert len(POLICY_FEATURE_COLUMNS) == 16
     assert out.schema["trump_procurement_alert"] == pl.Boolean
     assert out.schema["trump_mentions"] == pl.Int64

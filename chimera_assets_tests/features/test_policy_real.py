@@ -16,11 +16,11 @@ from chimera_assets.features.policy import (
     EVENT_SCHEMA,
     POLICY_FEATURE_COLUMNS,
     compute_policy_features,
-    cutoff_instant,
     first_covered_trade_date,
     load_policy_events,
     normalised_text_expr,
 )
+from chimera_assets.features.policy_cutoffs import policy_cutoffs
 
 POLICY_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "policy-events"
 INTEL = "trump_policy_intelligence_2025.parquet"
@@ -52,16 +52,19 @@ def weekdays(start: date, end: date) -> list[date]:
     ]
 
 
-def w1_mention_counts(events: pl.DataFrame, dates: list[date]) -> dict[date, tuple[int, int]]:
+def w1_mention_counts(
+    events: pl.DataFrame, dates: list[date], cutoffs: dict[date, datetime] | None = None
+) -> dict[date, tuple[int, int]]:
     """Reference for #9 and #10, written apart from the feature code: per date, the events in
-    W1 = (T - 24 h, T] (T = 16:00 America/Chicago on the date, via zoneinfo) whose text holds the whole
-    word 'trump', and of those the ones also holding 'china' or 'xi' (plain ``re``, per event)."""
+    W1 = (T - 24 h, T] (T = ``cutoffs[date]``, default 16:00 America/Chicago on the date, via zoneinfo)
+    whose text holds the whole word 'trump', and of those the ones also holding 'china' or 'xi' (plain
+    ``re``, per event)."""
     trump, china_xi = re.compile(r"\btrump\b", re.I), re.compile(r"\b(?:china|xi)\b", re.I)
     ev = events.sort("ts")
     stamps, texts = ev["ts"].to_list(), ev["text"].to_list()
     out = {}
     for d in dates:
-        cut = datetime.combine(d, time(16), ZoneInfo("America/Chicago")).astimezone(UTC)
+        cut = (cutoffs or {}).get(d) or datetime.combine(d, time(16), ZoneInfo("America/Chicago")).astimezone(UTC)
         in_w1 = [t for t in texts[bisect_right(stamps, cut - timedelta(hours=24)):bisect_right(stamps, cut)]
                  if trump.search(t)]
         out[d] = (len(in_w1), sum(bool(china_xi.search(t)) for t in in_w1))
@@ -139,16 +142,25 @@ def test_intelligence_file_alone_covers_from_2025_04_03(policy_dir: Path):
     assert got == want and sum(n for n, _ in want.values()) > 0
 
 
+def _rows(frame: pl.DataFrame, upto: datetime) -> pl.DataFrame:
+    return frame.filter(pl.col("cutoff") <= upto)
+
+
 @pytest.mark.parametrize("cut_day", CUTOFF_DAYS)
-def test_point_in_time_on_real_data(events: pl.DataFrame, cut_day: date):
+@pytest.mark.parametrize("close", ["grain", "equity"])
+def test_point_in_time_on_real_data(events: pl.DataFrame, cut_day: date, close: str):
+    # The asset's rows: per date one row per distinct close of the default universe (13:20 and 16:00 CT
+    # on these days). Cut the event stream at one of cut_day's closes: every row up to it is unchanged.
     dates = weekdays(date(2025, 3, 3), date(2025, 11, 21))
-    full = compute_policy_features(events, dates)
-    t = cutoff_instant(cut_day)
+    cuts = policy_cutoffs(dates)
+    day_cuts = cuts.filter(pl.col("trade_date") == cut_day)["cutoff"].to_list()
+    assert len(day_cuts) == 2  # 13:20 CT grains, 16:00 CT equity index / crude
+    t = day_cuts[0] if close == "grain" else day_cuts[1]
+    full = compute_policy_features(events, cuts)
     visible = events.filter(pl.col("ts") <= t)
-    upto = pl.col("trade_date") <= cut_day
-    truncated = compute_policy_features(visible, dates).filter(upto)
-    assert truncated.height == sum(d <= cut_day for d in dates)
-    assert_frame_equal(truncated, full.filter(upto), abs_tol=1e-12)
+    truncated = _rows(compute_policy_features(visible, cuts), t)
+    assert truncated.height == cuts.filter(pl.col("cutoff") <= t).height
+    assert_frame_equal(truncated, _rows(full, t), abs_tol=1e-12)
 
     # Adding loud events after the cut-off (1 microsecond, 1 hour and 3 days later) changes nothing up to it.
     extra = pl.DataFrame(
@@ -166,7 +178,39 @@ def test_point_in_time_on_real_data(events: pl.DataFrame, cut_day: date):
         schema_overrides={"ts": pl.Datetime("us", "UTC")},
     )
     noisy = pl.concat([visible.select(extra.columns), extra])
-    assert_frame_equal(compute_policy_features(noisy, dates).filter(upto), truncated, abs_tol=1e-12)
-    # ... while the next trade date does see them (through W7 at least: after a Friday, W1 skips the weekend).
-    nxt = [cut_day + timedelta(days=1 if cut_day.weekday() < 4 else 3)]
+    assert_frame_equal(_rows(compute_policy_features(noisy, cuts), t), truncated, abs_tol=1e-12)
+    # ... while the next row does see them: after the grain close, the same day's 16:00 CT row (the
+    # 1 h later post is in its W1); after the equity close, the next trade date's grain row (through
+    # W7 at least: after a Friday, W1 skips the weekend).
+    nxt = cuts.filter(pl.col("cutoff") > t).head(1)
     assert compute_policy_features(noisy, nxt).row(0) != compute_policy_features(visible, nxt).row(0)
+    if close == "grain":
+        assert nxt["trade_date"].item() == cut_day
+
+
+def test_real_events_carry_their_collection_time(events: pl.DataFrame):
+    # Both exports have ingest_timestamp_utc (when the original pipeline scraped the row); 100
+    # policy-intelligence rows have none and take the file's mtime (counted late under knowledge time).
+    assert events["ingested_at"].null_count() == 0
+    lag = (events["ingested_at"] - events["ts"]).dt.total_seconds()
+    assert (lag >= 0).all()  # (a scrape never precedes the post)
+    assert (lag > 86_400).sum() > events.height // 2  # the social posts were back-filled years later
+
+
+def test_knowledge_time_on_real_data(events: pl.DataFrame):
+    # Knowledge time only removes events from windows (known = max(ts, ingested_at) >= ts): counts can
+    # only drop, and on the back-filled 2017-2024 social posts they do; it stays point in time.
+    dates = weekdays(date(2024, 10, 1), date(2025, 11, 21))
+    cuts = policy_cutoffs(dates)
+    by_event = compute_policy_features(events, cuts)
+    by_knowledge = compute_policy_features(events, cuts, time_basis="knowledge")
+    both = by_event.join(by_knowledge, on=["trade_date", "cutoff"], suffix="_k")
+    assert both.height == cuts.height
+    k, e = both["trump_mentions_k"].fill_null(0), both["trump_mentions"].fill_null(0)
+    assert (k <= e).all() and (k < e).any()
+    t = cuts.filter(pl.col("trade_date") == date(2025, 10, 6))["cutoff"][0]
+    known = events.filter(pl.max_horizontal("ts", "ingested_at") <= t)
+    assert_frame_equal(
+        _rows(compute_policy_features(known, cuts, time_basis="knowledge"), t), _rows(by_knowledge, t),
+        abs_tol=1e-12,
+    )

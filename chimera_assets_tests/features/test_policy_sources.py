@@ -48,7 +48,9 @@ def test_a_run_without_policy_files_keeps_the_stored_events_and_features(monkeyp
     wh = get_warehouse(get_settings())
     events, feats = wh.read(POLICY_EVENTS), wh.read(POLICY_FEATURES)
     assert events.height > 900  # 936 distinct events in the two real files
-    assert feats["trump_mentions"].null_count() == 0 and feats.height == 10
+    # 10 trade dates x 2 cut-offs (13:20 CT grains, 16:00 CT equity index / crude of the default universe)
+    assert feats["trump_mentions"].null_count() == 0 and feats.height == 20
+    assert feats.group_by("trade_date").len()["len"].to_list() == [2] * 10
 
     for unset in ("unset", "empty"):
         if unset == "unset":
@@ -102,7 +104,7 @@ def test_combine_keeps_events_of_files_not_loaded():
     cols = POLICY_EVENTS.polars_schema()
     stored = pl.DataFrame(
         {"event_id": ["a", "b", "c"], "ts": [None, None, None], "source": ["s"] * 3, "category": [None] * 3,
-         "text": ["x", "y", "z"], "url": [None] * 3, "kind": [None] * 3, "ingested_from": ["f1", "f2", "f1"]},
+         "text": ["x", "y", "z"], "url": [None] * 3, "kind": [None] * 3, "ingested_from": ["f1", "f2", "f1"], "ingested_at": [None] * 3},
         schema=cols,
     )
     loaded = stored.filter(pl.col("event_id") == "a").with_columns(pl.lit("x2").alias("text"))

@@ -34,7 +34,11 @@ def policy_events(
     directory = policy.policy_path()
     files = policy_files(directory)
     wh = warehouse.get()
-    stored = wh.read(POLICY_EVENTS) if wh.table_exists(POLICY_EVENTS) else POLICY_EVENTS.empty_frame()
+    stored = POLICY_EVENTS.empty_frame()
+    if wh.table_exists(POLICY_EVENTS):
+        # A table stored before a column was added (ingested_at) gains it (NULL) before the read.
+        wh.ensure_table(POLICY_EVENTS)
+        stored = wh.read(POLICY_EVENTS)
     if not files:
         # Sources never delete by absence (SPEC 6.2): the stored events stay and features keep using them.
         msg = (
