@@ -257,3 +257,12 @@ def test_leakage_audit_blocks_publication_and_leaves_the_table_unchanged(frame, 
         duckdb_warehouse.merge(SPEC, bad, Slice.whole_table(), audit=audit)
     assert info.value.metadata[CHECK_NAME]["worst_feature"] == "distance_to_P"
     assert frame_hash(duckdb_warehouse.read(SPEC)) == before
+
+
+def test_card_states_the_policy_time_basis_and_the_roll_adjustment(frame):
+    assert "Policy features" not in training_card(frame, SPEC.fqn)
+    card = training_card(frame, SPEC.fqn, policy_time="knowledge", roll_adjustment="ratio")
+    assert ("Policy features: events counted by knowledge time (the later of event and collection time) "
+            "(CHIMERA_POLICY_TIME=knowledge), each root cut at its own session close.") in card
+    assert "roll-adjusted by ratio" in card
+    assert "counted by event time (CHIMERA_POLICY_TIME=event)" in training_card(frame, SPEC.fqn, policy_time="event")

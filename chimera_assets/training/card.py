@@ -112,8 +112,17 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def training_card(frame: pl.DataFrame, table: str = "") -> str:
-    """The card of a training table (``frame`` = its rows, ``training_table`` columns) as markdown."""
+POLICY_TIME_TEXT = {
+    "event": "event time",
+    "knowledge": "knowledge time (the later of event and collection time)",
+}
+
+
+def training_card(frame: pl.DataFrame, table: str = "", policy_time: str | None = None,
+                  roll_adjustment: str | None = None) -> str:
+    """The card of a training table (``frame`` = its rows, ``training_table`` columns) as markdown.
+    ``policy_time`` ('event' | 'knowledge') and ``roll_adjustment`` ('ratio' | 'difference' | 'none') are
+    the settings the table was built with, stated on the card when given."""
     title = f"### Training-set card{f': {table}' if table else ''}"
     if frame.is_empty():
         return f"{title}\n\nThe table holds no rows."
@@ -121,6 +130,12 @@ def training_card(frame: pl.DataFrame, table: str = "") -> str:
     out = [title, "", f"{frame.height} rows, data_date {first} .. {last}. Splits: train < 2023-01-01 <= val < "
            "2024-01-01 <= test. A row is purged for horizon h when its own target window (t, t+h] crosses a "
            "split boundary."]
+    if policy_time is not None:
+        out += ["", f"Policy features: events counted by {POLICY_TIME_TEXT.get(policy_time, policy_time)} "
+                    f"(CHIMERA_POLICY_TIME={policy_time}), each root cut at its own session close."]
+    if roll_adjustment is not None:
+        out += ["", f"Targets: roll-adjusted by {roll_adjustment} at each instrument switch "
+                    f"(CHIMERA_ROLL_ADJUSTMENT={roll_adjustment}); target_<h>_raw keeps the unadjusted value."]
 
     kept = kept_rows(frame)
     out += ["", "#### Rows per split x horizon after purge (kept / with a target, kept share)"]

@@ -29,7 +29,7 @@ from chimera_assets.schemas import (
     TableSpec,
     training_table,
 )
-from chimera_assets.settings import roll_adjustment
+from chimera_assets.settings import get_settings, roll_adjustment
 from chimera_assets.training.card import kept_rows, training_card
 from chimera_assets.training.leakage import CHECK_NAME, DESCRIPTION, LeakageReport, leakage_report
 from chimera_assets.training.targets import build_training_table, switch_prices_from_bars, switches_of
@@ -125,7 +125,8 @@ def _rebuild(wh, root: str) -> tuple[dict, LeakageReport]:
         "kept_rows": dg.MetadataValue.json(
             {f"{s}/{h}": k for s, h, k in kept.select("split", "horizon", "kept").rows()}
         ),
-        "training_set_card": dg.MetadataValue.md(training_card(frame, spec.fqn)),
+        "training_set_card": dg.MetadataValue.md(
+            training_card(frame, spec.fqn, policy_time=get_settings().policy_time, roll_adjustment=mode)),
         # How the targets bridge rolls: the method and, per source, how many switches it priced (the
         # rest fell back to the sessions' own close/open; docs/matrix.md section 3).
         "roll_adjustment": dg.MetadataValue.text(mode),
