@@ -129,12 +129,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         if status.notice:
             print(f"chimera: note: {status.notice}", file=sys.stderr)
         print(f"Dagster instance: {status.home} (see the runs with: chimera ui)")
+        from chimera_assets.lib.run_health import sweep_dead_runs
+
+        # Runs of a killed chimera process (kill -9, OOM) would stay STARTED for ever.
+        swept = sweep_dead_runs(instance)
+        if swept:
+            print(f"chimera: note: {len(swept)} run(s) whose process is gone marked failed: {', '.join(swept[:5])}",
+                  file=sys.stderr)
+    from chimera_assets.lib.run_health import process_tags
+
     warehouse = get_warehouse(settings)
     t0 = time.perf_counter()
     print(f"chimera run {args.start}..{args.end} roots={','.join(roots)} warehouse={warehouse!r}")
     try:
         summary = run_graph(
-            defs, args.start, args.end, roots, instance, warehouse, include_training=not args.no_training
+            defs, args.start, args.end, roots, instance, warehouse, include_training=not args.no_training,
+            extra_tags=process_tags(),  # lets the next command find this run if this process is killed
         )
     except RunInputError as exc:
         return _fail(str(exc))

@@ -102,6 +102,17 @@ def render_dagster_yaml(home: Path) -> str:
         # Each run is a process and DuckDB has one writer at a time: a small queue keeps a UI
         # backfill from starting a dozen processes that then wait on the file lock.
         "concurrency": {"runs": {"max_concurrent_runs": 4}},
+        # Dagster's launcher plus a worker health check (lib/run_health.py), so run monitoring can
+        # fail a run whose process was killed (kill -9, OOM, power loss) instead of leaving it
+        # STARTED for ever, counted by the run queue and "in progress" for automation.
+        "run_launcher": {"module": "chimera_assets.lib.run_health", "class": "ChimeraRunLauncher"},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,  # a run stuck STARTING (its worker never came up)
+            "cancel_timeout_seconds": 180,  # a run stuck CANCELING
+            "max_resume_run_attempts": 0,  # a dead worker fails its run (resuming needs another launcher)
+            "poll_interval_seconds": 30,
+        },
     }
     return yaml.safe_dump(config, sort_keys=False)
 
