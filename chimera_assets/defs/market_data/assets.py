@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from chimera_assets.defs.market_data.file_problems import file_problem_lines, reports_headerless
+from chimera_assets.defs.market_data.inline_checks import raw_check_evaluations
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.enrich import enrich_hook
 from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
@@ -150,6 +151,8 @@ def ingest_partitions(
             metadata=metadata if plan.skipped.get((d, r)) != NO_SESSION else {**metadata, "note": NO_SESSION},
             tags=tags,
         )
+    # No Output on this path: Dagster skips the check steps, so the checks are evaluated here.
+    yield from raw_check_evaluations(context, spec, schema, wh, source, keys)
 
 
 def _downstream_in_run(context: dg.AssetExecutionContext) -> bool:
