@@ -14,7 +14,7 @@ from chimera_assets_tests.test_import_cycles import import_graph, module_files
 
 PKG = "chimera_assets"
 PURE_PACKAGES = ("features", "training", "quality", "ingest", "dbn", "warehouse", "demo")
-CORE_MODULES = ("settings", "schemas", "universe", "config_yaml", "trade_calendar")
+CORE_MODULES = ("settings", "schemas", "universe", "config_yaml", "trade_calendar", "output_target")
 DAGSTER_LAYER = (f"{PKG}.lib", f"{PKG}.defs", f"{PKG}.definitions", f"{PKG}.cli", f"{PKG}.prune_cli")
 
 
