@@ -86,9 +86,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.policy_dir.is_dir():
             return _fail(f"--policy-dir {args.policy_dir} is not a directory")
         policy_dir = str(args.policy_dir.resolve())
+    from chimera_assets.quality.registry import QualityConfig
+    from chimera_assets.settings import check_home, unknown_variables
+
+    for line in unknown_variables():
+        print(f"chimera: warning: {line}", file=sys.stderr)
     try:
         settings = get_settings()
-    except SettingsError as exc:
+        check_home(settings)
+        QualityConfig.from_env()  # a bad CHIMERA_QUALITY_* fails here, not after two stages wrote
+    except ValueError as exc:  # SettingsError included
         return _fail(str(exc))
     if args.api and not databento_api_key():
         return _fail("--api needs the Databento key in the environment variable DATABENTO_API_KEY")
@@ -123,9 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ephemeral_instance:
         instance = dg.DagsterInstance.ephemeral()
     else:
-        from chimera_assets.lib.instance import get_instance
+        from chimera_assets.lib.instance import InstanceUnusableError, open_instance
 
-        instance, status = get_instance()
+        try:
+            instance, status = open_instance()
+        except InstanceUnusableError as exc:
+            print(f"chimera: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if status.notice:
             print(f"chimera: note: {status.notice}", file=sys.stderr)
         print(f"Dagster instance: {status.home} (see the runs with: chimera ui)")
@@ -190,6 +201,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from chimera_assets.settings import SettingsError
+
+    try:
+        return _main(argv)
+    except SettingsError as exc:  # e.g. CHIMERA_SENSOR_INTERVAL_S=abc, read while the definitions build
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        # One line instead of Dagster's tracebacks: every write is atomic, so nothing is half-written.
+        print("chimera: interrupted (Ctrl-C); each partition holds its old or its new contents, never a mix",
+              file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ui":
         return cmd_ui(args)

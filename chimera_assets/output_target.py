@@ -44,7 +44,7 @@ class OutputTarget:
 
 def _kind(mode: int) -> str | None:
     """What a non-regular file is, or None for a regular file."""
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+    for test, name in ((stat.S_ISDIR, "an existing directory"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISSOCK, "a socket")):
         if test(mode):

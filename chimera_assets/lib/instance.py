@@ -212,3 +212,36 @@ def get_instance():
     status = ensure_dagster_home(dagster_home())
     apply_bookkeeping_env()
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(status.home))), status
+
+
+class InstanceUnusableError(RuntimeError):
+    """The instance's storage cannot be opened (a corrupt or locked ``runs.db``); names the path."""
+
+
+def open_instance(attempts: int = 3, wait_s: float = 2.0):
+    """``get_instance()``, retried while its SQLite storage is locked by another process, with one
+    clear error naming the storage when it is locked for longer or not a database at all."""
+    import sqlite3
+    import time
+
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts + 1):
+        try:
+            instance, status = get_instance()
+            instance.get_runs(limit=1)  # touches runs.db: a corrupt file fails here, not mid-run
+            return instance, status
+        except (sqlite3.DatabaseError, sqlalchemy.exc.DBAPIError) as exc:
+            home = dagster_home()
+            locked = "locked" in str(exc).lower()
+            if locked and attempt < attempts:
+                time.sleep(wait_s)
+                continue
+            what = "is locked by another process" if locked else "is not a readable SQLite database (corrupt?)"
+            raise InstanceUnusableError(
+                f"the Dagster run storage under {home / 'history'} (runs.db and runs/*.db) {what}: "
+                f"{str(getattr(exc, 'orig', exc))[:200]}; "
+                + ("retry when the other chimera/dagster process is done" if locked else
+                   f"move {home} aside (chimera writes a new one; the run history in it is lost) or set DAGSTER_HOME")
+            ) from None
+    raise AssertionError("not reached")
