@@ -148,13 +148,15 @@ def select_files(
             continue
         if info.schema != schema:
             continue
+        file_roots = series_roots(info, universe) if info.stype_in != "instrument_id" else None
         if info.start and info.start >= hi or info.end and info.end <= lo:
+            if file_roots is not None and not (file_roots & roots):
+                continue  # not for these roots either: no need to decode it
             span = record_span(p)  # the header says no: do the records agree?
             if span is None or span[0] >= hi or span[1] < lo:
                 continue
             sel.disagreeing.append((p, f"{info.start}..{info.end}", f"{span[0]}..{span[1]}"))
-        if info.stype_in != "instrument_id":
-            file_roots = series_roots(info, universe)
+        if file_roots is not None:
             if not file_roots:
                 sel.foreign.append((p, info.symbols[:5]))
             if not (file_roots & roots):
