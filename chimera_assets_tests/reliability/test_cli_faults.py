@@ -73,6 +73,7 @@ def test_a_corrupt_run_storage_is_one_error_naming_it(home, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # real CLI processes (~25 s); CI runs the slow group too
 def test_ctrl_c_ends_with_one_line_and_no_traceback(tmp_path):
     env = child_env(CHIMERA_HOME=str(tmp_path / "home"))
     env.pop("CHIMERA_LANDING_DIR", None)

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.events import EngineEventData
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -73,6 +74,7 @@ def test_the_instance_monitors_runs_with_a_health_checking_launcher(tmp_path, mo
         assert set(_in_progress(instance)) == {alive.run_id, elsewhere.run_id}
 
 
+@pytest.mark.slow  # real CLI processes (~25 s); CI runs the slow group too
 def test_a_chimera_run_killed_with_sigkill_is_marked_failed_by_the_rerun(tmp_path):
     """A real ``chimera run`` killed during its market-data stage, then run again: no run of the
     instance is left STARTED (the queue would count it; automation would see it in progress)."""
