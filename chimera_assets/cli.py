@@ -75,7 +75,7 @@ def _fail(msg: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     # The options reach the runs as resource fields (build_definitions below), never through the
     # environment: this process's environment is left as it was.
-    from chimera_assets.settings import SettingsError, databento_api_key, get_settings
+    from chimera_assets.settings import databento_api_key, get_settings
 
     landing_dir = policy_dir = None
     if args.landing_dir is not None:
