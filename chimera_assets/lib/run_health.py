@@ -68,6 +68,14 @@ def _alive(pid: int, ticks: str | None) -> bool:
     return True
 
 
+def _local_storage(instance: dg.DagsterInstance) -> bool:
+    """A SQLite run storage lives on this machine, so the runs it records ran here (a Postgres one may
+    hold runs of other machines, whose engine-event pids say nothing about this one)."""
+    from dagster._core.storage.runs import SqliteRunStorage
+
+    return isinstance(instance.run_storage, SqliteRunStorage)
+
+
 def _worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[int, str | None] | None:
     tags: Mapping[str, str] = run.tags or {}
     if PID_TAG in tags:
@@ -75,6 +83,8 @@ def _worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[int, 
             return None  # another machine's process: not ours to judge
         pid, _, ticks = tags[PID_TAG].partition(":")
         return (int(pid), ticks or None) if pid.isdigit() else None
+    if not _local_storage(instance):
+        return None
     records = instance.get_records_for_run(
         run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20
     ).records
