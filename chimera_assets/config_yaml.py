@@ -32,6 +32,8 @@ class DuplicateKeyError(ValueError):
 MAX_EXPANDED_NODES = 100_000
 #: Characters of a value echoed in an error message.
 MAX_EXCERPT = 300
+#: Characters of a validator's own message (it may list the valid choices, e.g. the CME calendars).
+MAX_VALIDATOR_TEXT = 2000
 
 
 class AliasBudgetError(yaml.YAMLError):
@@ -127,7 +129,7 @@ def describe_validation_error(
         if err["type"] in ("model_type", "dict_type"):  # a mapping was expected at ``loc``
             key, container = "", loc
         if err["type"] == "value_error":
-            text = str(err["ctx"]["error"])[: MAX_EXCERPT * 2]
+            text = str(err["ctx"]["error"])[:MAX_VALIDATOR_TEXT]
         elif key == "[key]":  # a mapping key itself (e.g. a root name): the phrase formats {value}
             text = phrases.get("[key]", "key {value} is not valid").replace("{value!r}", "{value}").format(
                 value=excerpt(err["input"]))
