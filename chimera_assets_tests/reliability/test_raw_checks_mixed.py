@@ -36,3 +36,23 @@ def test_a_run_mixing_raw_partitions_with_and_without_files_evaluates_the_raw_ch
     res_full = run_range([H1], "2024-03-04", "2024-03-06", "ZL", "MES", defs=build_definitions(), instance=instance)
     full = {e.check_name for e in res_full.get_asset_check_evaluations() if e.asset_key == asset_key(H1)}
     assert full == names, (full, names)
+
+
+def test_the_record_range_tag_takes_the_fast_path_with_its_check_steps(tmp_path, monkeypatch):
+    """The tag a caller (the CLI's raw stage) may set: one Output for the range, checks as steps."""
+    from chimera_assets.defs.market_data.assets import RECORD_RANGE_TAG
+    from chimera_assets_tests.dagster_helpers import QUIET
+
+    monkeypatch.setenv("CHIMERA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CHIMERA_LANDING_DIR", str(tmp_path / "landing"))
+    write_demo_files(tmp_path / "landing", ["ZL", "MES"], date(2024, 3, 1), date(2024, 3, 7), files="daily")
+    job = build_definitions().resolve_implicit_global_asset_job_def().get_subset(asset_selection={asset_key(H1)})
+    res = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=QUIET,
+        tags={"dagster/asset_partition_range_start": "2024-03-04|ZL",
+              "dagster/asset_partition_range_end": "2024-03-08|MES", RECORD_RANGE_TAG: "1"},
+    )
+    assert res.success
+    assert len(res.get_asset_materialization_events()) == 10  # the whole range, from one Output
+    evals = [e for e in res.get_asset_check_evaluations() if e.asset_key == asset_key(H1)]
+    assert {"ohlc_consistent", "source_files_present"} <= {e.check_name for e in evals}

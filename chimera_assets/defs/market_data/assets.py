@@ -34,6 +34,9 @@ from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Warehouse
 
 RAW_GROUP = "market_data"
+#: Run tag: record one materialization for the whole range even when some partitions have no source
+#: (fast: one event instead of one per partition, and the check steps run as steps).
+RECORD_RANGE_TAG = "chimera/raw_record_range"
 
 
 def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, schema: str, keys, wh) -> list[Path]:
@@ -126,7 +129,9 @@ def ingest_partitions(
         metadata["partitions_without_source_examples"] = dg.MetadataValue.json(
             [f"{d.isoformat()}|{r}" for d, r in missing[:20]]
         )
-    if not missing or _downstream_in_run(context):
+    # RECORD_RANGE_TAG: a caller (e.g. lib/runner.py's raw stage) may ask for the fast path, one
+    # materialization for the range with the partitions without source named in the metadata.
+    if not missing or _downstream_in_run(context) or context.run.tags.get(RECORD_RANGE_TAG) == "1":
         if missing:
             context.log.warning(
                 f"{spec.fqn}: {len(missing)} requested partition(s) have no source file (e.g. "
