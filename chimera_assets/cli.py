@@ -80,7 +80,7 @@ def _fail(msg: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     # The options reach the runs as resource fields (build_definitions below), never through the
     # environment: this process's environment is left as it was.
-    from chimera_assets.settings import SettingsError, databento_api_key, get_settings
+    from chimera_assets.settings import databento_api_key, get_settings
 
     landing_dir = policy_dir = None
     if args.landing_dir is not None:
@@ -91,9 +91,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.policy_dir.is_dir():
             return _fail(f"--policy-dir {args.policy_dir} is not a directory")
         policy_dir = str(args.policy_dir.resolve())
+    from chimera_assets.quality.registry import QualityConfig
+    from chimera_assets.settings import check_home, unknown_variables
+
+    for line in unknown_variables():
+        print(f"chimera: warning: {line}", file=sys.stderr)
     try:
         settings = get_settings()
-    except SettingsError as exc:
+        check_home(settings)
+        QualityConfig.from_env()  # a bad CHIMERA_QUALITY_* fails here, not after two stages wrote
+    except ValueError as exc:  # SettingsError included
         return _fail(str(exc))
     if args.api and not databento_api_key():
         return _fail("--api needs the Databento key in the environment variable DATABENTO_API_KEY")
@@ -129,18 +136,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ephemeral_instance:
         instance = dg.DagsterInstance.ephemeral()
     else:
-        from chimera_assets.lib.instance import get_instance
+        from chimera_assets.lib.instance import InstanceUnusableError, open_instance
 
-        instance, status = get_instance()
+        try:
+            instance, status = open_instance()
+        except InstanceUnusableError as exc:
+            print(f"chimera: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if status.notice:
             print(f"chimera: note: {status.notice}", file=sys.stderr)
         print(f"Dagster instance: {status.home} (see the runs with: chimera ui)")
+        from chimera_assets.lib.run_health import sweep_dead_runs
+
+        # Runs of a killed chimera process (kill -9, OOM) would stay STARTED for ever.
+        swept = sweep_dead_runs(instance)
+        if swept:
+            print(f"chimera: note: {len(swept)} run(s) whose process is gone marked failed: {', '.join(swept[:5])}",
+                  file=sys.stderr)
+    from chimera_assets.lib.run_health import process_tags
+
     warehouse = get_warehouse(settings)
     t0 = time.perf_counter()
     print(f"chimera run {args.start}..{args.end} roots={','.join(roots)} warehouse={warehouse!r}")
     try:
         summary = run_graph(
-            defs, args.start, args.end, roots, instance, warehouse, include_training=not args.no_training
+            defs, args.start, args.end, roots, instance, warehouse, include_training=not args.no_training,
+            extra_tags=process_tags(),  # lets the next command find this run if this process is killed
         )
     except RunInputError as exc:
         return _fail(str(exc))
@@ -186,6 +207,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from chimera_assets.settings import SettingsError
+
+    try:
+        return _main(argv)
+    except SettingsError as exc:  # e.g. CHIMERA_SENSOR_INTERVAL_S=abc, read while the definitions build
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        # One line instead of Dagster's tracebacks: every write is atomic, so nothing is half-written.
+        print("chimera: interrupted (Ctrl-C); each partition holds its old or its new contents, never a mix",
+              file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ui":
         return cmd_ui(args)

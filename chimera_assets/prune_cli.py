@@ -33,9 +33,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
     wh = get_warehouse(get_settings())
     dirs = recorded_source_dirs(wh, dirs)
     universe = get_universe()
+    from chimera_assets.ingest.prune_lineage import apply_derived, format_derived, plan_derived
+
     plans = plan_prune(wh, universe, dirs)
+    # Lineage: the derived partitions built from the raw partitions re-derived here.
+    keys = {(d, r) for tp in plans for d, r in tp.stale.select("d", "r").unique().rows()}
+    derived = plan_derived(wh, universe, keys)
     print(f"chimera prune: warehouse={wh!r}; sources present in {', '.join(str(d) for d in dirs)}")
     if args.apply and plans:
+        apply_derived(wh, derived)  # first: an interrupted prune never leaves derived rows without a source
         apply_prune(wh, universe, dirs, plans)
     print(format_prune(plans, applied=args.apply))
+    for line in format_derived(derived, applied=args.apply):
+        print(line)
     return 0

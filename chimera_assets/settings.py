@@ -192,8 +192,8 @@ def sensor_interval_s(default: int, env: Mapping[str, str] | None = None) -> int
         return default
     try:
         value = int(float(raw))
-    except ValueError as exc:
-        raise ValueError(f"CHIMERA_SENSOR_INTERVAL_S={raw!r} is not a number of seconds") from exc
+    except ValueError:
+        raise SettingsError(f"CHIMERA_SENSOR_INTERVAL_S={raw!r} is not a number of seconds") from None
     return max(1, value)
 
 
@@ -268,3 +268,46 @@ def set_process_defaults(values: Mapping[str, str]) -> None:
     for key, value in values.items():
         if not (os.environ.get(key) or "").strip():
             os.environ[key] = value
+
+
+# Every CHIMERA_* variable chimera or its CI scripts read: any other is most likely a misspelling
+# (CHIMERA_LANDNG_DIR would otherwise be ignored in silence and the default directory used).
+KNOWN_VARIABLES = frozenset({
+    "CHIMERA_HOME", "CHIMERA_WAREHOUSE", "CHIMERA_DUCKDB_PATH", "CHIMERA_UNIVERSE", "CHIMERA_REGIMES",
+    "CHIMERA_LANDING_DIR", "CHIMERA_POLICY_DIR", "CHIMERA_BQ_PROJECT", "CHIMERA_BQ_LOCATION",
+    "CHIMERA_BQ_DATASET_PREFIX", "CHIMERA_BQ_ENDPOINT", "CHIMERA_BQ_MAX_BYTES_BILLED", "CHIMERA_BQ_JOB_TIMEOUT_S",
+    "CHIMERA_BQ_STAGING_DATASET", "CHIMERA_BQ_STAGING_TTL_HOURS", "CHIMERA_BQ_STORAGE_ENDPOINT",
+    "CHIMERA_BQ_CREDENTIALS_JSON", "CHIMERA_SENSOR_INTERVAL_S", "CHIMERA_LANDING_SETTLE_S", "CHIMERA_API_ROOTS",
+    "CHIMERA_API_SENSOR_START", "CHIMERA_SAFETY_NET_DAYS", "CHIMERA_PARTITIONED_CHECKS",
+    "CHIMERA_QUALITY_OUTLIER_K", "CHIMERA_QUALITY_THIN_RATIO", "CHIMERA_QUALITY_THIN_WINDOW",
+    "CHIMERA_QUALITY_FRESHNESS_LAG", "CHIMERA_QUALITY_PER_PARTITION_LIMIT", "CHIMERA_QUALITY_AS_OF",
+    # tests and CI scripts
+    "CHIMERA_TEST_POSTGRES_URL", "CHIMERA_BQ_EMULATOR", "CHIMERA_BQ_EMULATOR_PYTHON", "CHIMERA_BQ_EMULATOR_VENV",
+    "CHIMERA_BQ_EMULATOR_STATE", "CHIMERA_BQ_EMULATOR_GRPC_PORT", "CHIMERA_VENV", "CHIMERA_PYTHON",
+    "CHIMERA_PG_STATE", "CHIMERA_SCREENSHOT_DIR", "CHIMERA_CHROMIUM",
+})
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per set ``CHIMERA_*`` variable chimera does not know, with the closest known name."""
+    import difflib
+
+    lines = []
+    for name in sorted(k for k in _env(env) if k.startswith("CHIMERA_") and k not in KNOWN_VARIABLES):
+        close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{name} is not a chimera setting and is ignored{hint}")
+    return lines
+
+
+def check_home(settings: Settings) -> None:
+    """``CHIMERA_HOME`` must be a writable directory (created if missing), else SettingsError."""
+    home = settings.home
+    if home.exists() and not home.is_dir():
+        raise SettingsError(f"CHIMERA_HOME={str(home)!r} is a file, not a directory")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"CHIMERA_HOME={str(home)!r} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise SettingsError(f"CHIMERA_HOME={str(home)!r} is not writable")

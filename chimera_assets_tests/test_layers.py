@@ -14,7 +14,8 @@ from chimera_assets_tests.test_import_cycles import import_graph, module_files
 
 PKG = "chimera_assets"
 PURE_PACKAGES = ("features", "training", "quality", "ingest", "dbn", "warehouse", "demo")
-CORE_MODULES = ("settings", "schemas", "table_spec", "universe", "config_yaml", "trade_calendar", "products", "universe_init")
+CORE_MODULES = ("settings", "schemas", "table_spec", "universe", "config_yaml", "trade_calendar", "products", "universe_init",
+                "output_target")
 DAGSTER_LAYER = (f"{PKG}.lib", f"{PKG}.defs", f"{PKG}.definitions", f"{PKG}.cli", f"{PKG}.prune_cli",
                  f"{PKG}.universe_cli")
 

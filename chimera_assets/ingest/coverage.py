@@ -21,7 +21,7 @@ from chimera_assets.dbn.decode import iter_decoded_chunks
 from chimera_assets.dbn.diagnostics import DbnDecodeError, DecodeStats
 from chimera_assets.dbn.header import DbnInfo
 from chimera_assets.ingest import ledger
-from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header
+from chimera_assets.ingest.landing import SCHEMA_TABLES, _partition_date, _shape_rows, header, unusable_reason
 from chimera_assets.schemas import DEFINITIONS
 from chimera_assets.trade_calendar import weekday_dates
 from chimera_assets.universe import Universe
@@ -109,6 +109,9 @@ def file_coverage(path: Path, universe: Universe) -> FileCoverage:
 def _cached_coverage(path_str: str, size: int, mtime_ns: int, scope: _UniverseScope) -> FileCoverage:
     """The coverage of the file at ``path_str``; ``size`` keys the cache, ``mtime_ns`` is recorded."""
     path, universe = Path(path_str), scope.universe
+    problem = unusable_reason(path)  # a name the ledger and logs cannot hold, an empty file
+    if problem is not None:
+        raise DbnDecodeError(problem)
     info = header(path)
     if info.dataset and universe.dataset and info.dataset != universe.dataset:
         raise DbnDecodeError(

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -60,29 +61,31 @@ from chimera_assets.ingest.databento_errors import (
     DatabentoRequestError,
     DatabentoRetryExhausted,
     _Secret,
+    filter_client_loggers,
+    gateway_without_credentials,
     redact,
 )
 from chimera_assets.settings import databento_api_key, databento_gateway
 
 logger = logging.getLogger(__name__)
 logger.addFilter(_LOG_FILTER)
+filter_client_loggers()  # the client logs its gateway URL
 
 API_KEY_ENV = "DATABENTO_API_KEY"
 GATEWAY_ENV = "DATABENTO_GATEWAY"
-_LOOPBACK_PREFIXES = ("http://127.0.0.1", "http://localhost")
 _PATCH_LOCK = threading.Lock()
 
 
-# --------------------------------------------------------------------------------------------------
-# Client wrapper
-# --------------------------------------------------------------------------------------------------
+def _is_loopback_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
 
 
 def _loopback_validate_gateway(url: str) -> str:
     """Accept an http loopback gateway as-is (test only); anything else keeps https validation."""
     from databento.common.validation import validate_gateway
 
-    if url.startswith(_LOOPBACK_PREFIXES):
+    if _is_loopback_http(url):
         return url.rstrip("/")
     return validate_gateway(url)
 
@@ -151,6 +154,7 @@ class DatabentoApi:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         self._secret = _Secret(str(raw).strip())
         gateway = gateway if gateway is not None else databento_gateway()
+        gateway = gateway_without_credentials(gateway, logger)  # they could only leak
         self.gateway = gateway.rstrip("/") if gateway else None
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
@@ -173,7 +177,7 @@ class DatabentoApi:
 
         key = self._secret.reveal()
         try:
-            if self.gateway and self.gateway.startswith(_LOOPBACK_PREFIXES):
+            if self.gateway and _is_loopback_http(self.gateway):
                 # The client rewrites every gateway to https; a loopback test gateway speaks http.
                 # The URL is resolved during construction only, so the patch is scoped to it.
                 with (

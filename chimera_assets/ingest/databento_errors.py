@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 _REDACTED = "<redacted:DATABENTO_API_KEY>"
 
@@ -43,6 +45,38 @@ class DatabentoCostLimitExceeded(DatabentoApiError):
     """The estimated cost of a pull is above the configured ``max_cost_usd``."""
 
 
+# scheme://user:password@host -> scheme://<redacted>@host (userinfo never ends up in a log line)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+
+
+def redact_url_credentials(text: object) -> str:
+    """``str(text)`` with the user and password of every URL in it replaced by ``<redacted>``."""
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}<redacted>@", str(text))
+
+
+def strip_url_credentials(url: str) -> tuple[str, bool]:
+    """(``url`` without its userinfo, whether it had one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, False
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), True
+
+
+def gateway_without_credentials(gateway: str | None, log: logging.Logger) -> str | None:
+    """``gateway`` without a ``user:password@`` part, with a warning naming the variable (not the value).
+
+    The client sends the key as HTTP Basic auth on every request, which overrides a URL's own
+    user:password (requests' rule), so credentials in the gateway URL reach no server: they could only
+    leak into logs, errors and the run history."""
+    if not gateway:
+        return gateway
+    url, had = strip_url_credentials(gateway.strip())
+    if had:
+        log.warning("DATABENTO_GATEWAY: the user:password in the gateway URL was removed (the Databento client "
+                    "authenticates with the API key; credentials in a URL are never used)")
+    return url
+
+
 def redact(text: object, secret: str | None) -> str:
     """``str(text)`` with every occurrence of ``secret`` (and of its HTTP Basic-auth base64 forms)
     replaced by ``<redacted:DATABENTO_API_KEY>``. A None/empty secret returns the text unchanged.
@@ -50,7 +84,7 @@ def redact(text: object, secret: str | None) -> str:
     The base64 forms matter because a Basic ``Authorization`` header carries ``base64(key + ":")``:
     a debug dump of request headers would otherwise leak the key in encoded form.
     """
-    s = str(text)
+    s = redact_url_credentials(text)
     if not secret:
         return s
     forms = {secret}
@@ -73,9 +107,8 @@ class _RedactingFilter(logging.Filter):
         self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         msg = clean = record.getMessage()
+        clean = redact_url_credentials(clean)
         for secret in self.secrets:
             clean = redact(clean, secret)
         if clean != msg:
@@ -84,6 +117,14 @@ class _RedactingFilter(logging.Filter):
 
 
 _LOG_FILTER = _RedactingFilter()
+
+
+def filter_client_loggers() -> None:
+    """Scrub the databento client's own log records too (``Initialized Historical(gateway=...)``): a
+    logger's filter does not apply to its children's records, so each logger is named."""
+    for name in ("databento", "databento.historical.client", "databento.common.http", "databento.historical.api",
+                 "databento.historical.api.timeseries", "databento.historical.api.metadata"):
+        logging.getLogger(name).addFilter(_LOG_FILTER)
 
 
 class _Secret:

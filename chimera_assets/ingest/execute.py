@@ -14,8 +14,10 @@ table's rows carry a load_id the ledger does not know, and the next plan reloads
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -28,6 +30,7 @@ from chimera_assets.ingest.landing import (
     LandingFileError,
     _partition_date,
     build_raw_frame,
+    display_path,
     select_files,
 )
 from chimera_assets.ingest.plan import (
@@ -52,14 +55,26 @@ class IngestError(RuntimeError):
 
 @dataclass
 class Prepared:
-    """Everything a load needs, gathered before anything is written."""
+    """Everything a load needs, gathered before anything is written.
+
+    A file that cannot be loaded never stops the others: it gets a ``failed`` ledger row (``failed_rows``)
+    and is skipped until its content changes. Its message goes to ``blocking`` when its header claims
+    the requested dates (the run was asked for its data: the step fails after loading the other files),
+    else to ``reported`` (a file of other dates, or one whose header is unreadable: a warning).
+    ``quarantined``: files that failed before and are unchanged, as (path, reason, headerless)."""
 
     keys: list[PartitionKey]
     plan: Plan
     foreign: list[tuple[Path, list[str]]] = field(default_factory=list)
-    quarantined: list[tuple[Path, str]] = field(default_factory=list)  # failed before: skipped, said
-    failed_rows: list[dict] = field(default_factory=list)  # new failures to record (then raise)
-    errors: list[str] = field(default_factory=list)
+    quarantined: list[tuple[Path, str, bool]] = field(default_factory=list)
+    failed_rows: list[dict] = field(default_factory=list)  # new failures to record
+    blocking: list[str] = field(default_factory=list)
+    reported: list[tuple[str, bool]] = field(default_factory=list)  # (message, headerless)
+    disagreeing: list[tuple[Path, str, str]] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [*self.blocking, *(m for m, _ in self.reported)]
 
 
 def root_of_series(universe: Universe):
@@ -97,35 +112,80 @@ def prepare(
     failed = _failed_sha256s(led)
     selection = select_files(paths, schema, dates, roots, universe)
     prep.foreign = selection.foreign
+    prep.disagreeing = list(selection.disagreeing)
     now = ledger.now_utc()
-    bad: list[tuple[Path, str]] = list(selection.unreadable)
+    # (path, reason, headerless): headerless files (unreadable header, bad name, empty) claim no dates.
+    # ``blocks``: the header claims the requested days (a failure there stops the run after the load).
+    bad: list[tuple[Path, str, bool, bool]] = [(p, why, True, False) for p, why in selection.unreadable]
     covs: list[FileCoverage] = []
-    for path, _info in selection.files:
+    for path, info in selection.files:
         try:
-            covs.append(file_coverage(path, universe))
+            cov = file_coverage(path, universe)
         except DbnDecodeError as exc:
-            bad.append((path, str(exc)))
-    for path, reason in bad:
-        sha = ledger.file_sha256(path)
-        if sha in failed:
-            prep.quarantined.append((path, reason))
+            # A file of the neighbouring month is selected for its evening-session margin; only a file
+            # whose header claims the requested days themselves stops the run.
+            bad.append((path, str(exc), False, _claims(info, dates)))
             continue
-        prep.errors.append(reason)
+        covs.append(cov)
+        disagree = header_disagreement(cov)
+        if disagree and path not in {p for p, _, _ in prep.disagreeing}:
+            prep.disagreeing.append((path, *disagree))
+    for path, reason, headerless, blocks in bad:
+        key = failure_key(path)
+        if key in failed:
+            prep.quarantined.append((path, reason, headerless))
+            continue
+        if blocks:
+            prep.blocking.append(reason)
+        else:
+            prep.reported.append((reason, headerless))
         prep.failed_rows.append(dict(
             source_kind="file", dataset=universe.dataset, schema=schema, status="failed", error=reason[:2000],
-            file_path=str(path), content_sha256=sha, run_id=run_id, started_at=now, finished_at=now,
+            file_path=display_path(path), content_sha256=key, run_id=run_id, started_at=now, finished_at=now,
         ))
     usable = []
     for c in covs:
         if c.sha256 in failed:
             prep.quarantined.append((c.path, "its last load failed (see ops.databento_load_state); replace or "
-                                             "remove the file"))
+                                             "remove the file", False))
         else:
             usable.append(c)
     state = table_state(wh, spec, keys)
     prep.plan = plan_loads(keys, usable, loaded_rects(led, schema, root_of_series(universe)),
                            table_load_ids(state), known_load_ids(led))
     return prep
+
+
+def _claims(info, dates: list[date]) -> bool:
+    """Whether the header period overlaps the requested calendar days [first, last + 1 day) (UTC)."""
+    lo = datetime.combine(dates[0], time(), tzinfo=UTC)
+    hi = datetime.combine(dates[-1] + timedelta(days=1), time(), tzinfo=UTC)
+    return not (info.start and info.start >= hi or info.end and info.end <= lo)
+
+
+def failure_key(path: Path) -> str | None:
+    """The key a failed file is quarantined by: its content's sha256 (a changed file is retried). A
+    file refused for its NAME gets a key of its name and content, so a good file with the same bytes
+    is never quarantined with it."""
+    try:
+        sha = ledger.file_sha256(path)
+    except OSError:
+        return None
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "name-" + hashlib.sha256(os.fsencode(str(path)) + b"\0" + sha.encode()).hexdigest()
+    return sha
+
+
+def header_disagreement(cov: FileCoverage) -> tuple[str, str] | None:
+    """(header span, records span) when the records lie outside the header's period, else None."""
+    info = cov.info
+    if cov.first_ts is None or cov.last_ts is None:
+        return None
+    early = info.start is not None and cov.first_ts < info.start
+    late = info.end is not None and cov.last_ts >= info.end
+    return (f"{info.start}..{info.end}", f"{cov.first_ts}..{cov.last_ts}") if early or late else None
 
 
 def _failed_sha256s(led: pl.DataFrame) -> set[str]:

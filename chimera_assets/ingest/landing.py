@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -62,6 +63,30 @@ def list_dbn_files(landing_dir: Path) -> list[Path]:
     )
 
 
+def display_path(path: Path | str) -> str:
+    """``path`` as text that can always be logged and stored: ``os.fsdecode``'s text, with bytes that
+    are not UTF-8 shown as ``\\xNN`` escapes (a name of Latin-1 bytes cannot go into a log line, a
+    SQLite event log or a warehouse string column as it is)."""
+    text = os.fsdecode(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def unusable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be loaded before any byte of it is decoded, or None: a file name that is
+    not valid UTF-8 (the ledger and the logs could not name it), an empty file."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"{display_path(path)}: the file name is not valid UTF-8; rename it (e.g. with "
+                "`convmv -f latin1 -t utf8`) to load it")
+    try:
+        if path.stat().st_size == 0:
+            return f"{path}: empty file (0 bytes): an unfinished download or copy; the file is refused"
+    except OSError as exc:
+        return f"{path}: cannot be read: {exc.strerror or exc}"
+    return None
+
+
 def header(path: Path) -> DbnInfo:
     """The file's DBN header, cached while its size and mtime are unchanged (a rewritten file, whose
     size or mtime changes, is read again). Raises DbnDecodeError naming an unreadable file."""
@@ -89,19 +114,30 @@ class FileSelection:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     #: files of the schema whose series belong to no root of the universe (skipped, but said)
     foreign: list[tuple[Path, list[str]]] = field(default_factory=list)
+    #: files whose header period disagrees with their records: (path, header span, records span)
+    disagreeing: list[tuple[Path, str, str]] = field(default_factory=list)
 
 
 def select_files(
     paths: Iterable[Path], schema: str, dates: Iterable[date], roots: Iterable[str], universe: Universe,
 ) -> FileSelection:
     """Files of ``schema`` whose period overlaps ``dates`` (with a day's margin for the trade-date
-    shift and weekends) and whose series include one of ``roots``; oldest first."""
+    shift and weekends) and whose series include one of ``roots``; oldest first.
+
+    The period is the header's AND the records' (whichever is wider): coverage comes from the records
+    (SPEC 6.2), so a file whose header disagrees with them is still found, and listed in
+    ``disagreeing``. The records' span is decoded once per file content (``record_spans``)."""
+    from chimera_assets.ingest.record_spans import record_span
     dates = sorted(dates)
     roots = set(roots)
     lo = datetime.combine(dates[0] - timedelta(days=3), time(), tzinfo=UTC)
     hi = datetime.combine(dates[-1] + timedelta(days=1), time(), tzinfo=UTC)
     sel = FileSelection()
     for p in paths:
+        problem = unusable_reason(p)
+        if problem is not None:
+            sel.unreadable.append((p, problem))
+            continue
         try:
             info = header(p)
         except DbnDecodeError as exc:
@@ -112,10 +148,15 @@ def select_files(
             continue
         if info.schema != schema:
             continue
+        file_roots = series_roots(info, universe) if info.stype_in != "instrument_id" else None
         if info.start and info.start >= hi or info.end and info.end <= lo:
-            continue
-        if info.stype_in != "instrument_id":
-            file_roots = series_roots(info, universe)
+            if file_roots is not None and not (file_roots & roots):
+                continue  # not for these roots either: no need to decode it
+            span = record_span(p)  # the header says no: do the records agree?
+            if span is None or span[0] >= hi or span[1] < lo:
+                continue
+            sel.disagreeing.append((p, f"{info.start}..{info.end}", f"{span[0]}..{span[1]}"))
+        if file_roots is not None:
             if not file_roots:
                 sel.foreign.append((p, info.symbols[:5]))
             if not (file_roots & roots):

@@ -102,6 +102,17 @@ def render_dagster_yaml(home: Path) -> str:
         # Each run is a process and DuckDB has one writer at a time: a small queue keeps a UI
         # backfill from starting a dozen processes that then wait on the file lock.
         "concurrency": {"runs": {"max_concurrent_runs": 4}},
+        # Dagster's launcher plus a worker health check (lib/run_health.py), so run monitoring can
+        # fail a run whose process was killed (kill -9, OOM, power loss) instead of leaving it
+        # STARTED for ever, counted by the run queue and "in progress" for automation.
+        "run_launcher": {"module": "chimera_assets.lib.run_health", "class": "ChimeraRunLauncher"},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,  # a run stuck STARTING (its worker never came up)
+            "cancel_timeout_seconds": 180,  # a run stuck CANCELING
+            "max_resume_run_attempts": 0,  # a dead worker fails its run (resuming needs another launcher)
+            "poll_interval_seconds": 30,
+        },
     }
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -201,3 +212,36 @@ def get_instance():
     status = ensure_dagster_home(dagster_home())
     apply_bookkeeping_env()
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(status.home))), status
+
+
+class InstanceUnusableError(RuntimeError):
+    """The instance's storage cannot be opened (a corrupt or locked ``runs.db``); names the path."""
+
+
+def open_instance(attempts: int = 3, wait_s: float = 2.0):
+    """``get_instance()``, retried while its SQLite storage is locked by another process, with one
+    clear error naming the storage when it is locked for longer or not a database at all."""
+    import sqlite3
+    import time
+
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts + 1):
+        try:
+            instance, status = get_instance()
+            instance.get_runs(limit=1)  # touches runs.db: a corrupt file fails here, not mid-run
+            return instance, status
+        except (sqlite3.DatabaseError, sqlalchemy.exc.DBAPIError) as exc:
+            home = dagster_home()
+            locked = "locked" in str(exc).lower()
+            if locked and attempt < attempts:
+                time.sleep(wait_s)
+                continue
+            what = "is locked by another process" if locked else "is not a readable SQLite database (corrupt?)"
+            raise InstanceUnusableError(
+                f"the Dagster run storage under {home / 'history'} (runs.db and runs/*.db) {what}: "
+                f"{str(getattr(exc, 'orig', exc))[:200]}; "
+                + ("retry when the other chimera/dagster process is done" if locked else
+                   f"move {home} aside (chimera writes a new one; the run history in it is lost) or set DAGSTER_HOME")
+            ) from None
+    raise AssertionError("not reached")

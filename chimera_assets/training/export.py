@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 
+from chimera_assets.output_target import OutputTarget, OutputTargetError, check_output_target
 from chimera_assets.schemas import training_table
 from chimera_assets.training.reader import (
     HORIZONS,
@@ -48,17 +51,18 @@ class ExportError(ValueError):
 
 
 def check_out_path(out: Path) -> Path:
-    """``out`` if a file can be written there: its directory exists and is writable, and ``out`` is not
-    a directory. An existing file is replaced (at the end, atomically)."""
-    out = Path(out).expanduser()
-    if out.is_dir():
-        raise ExportError(f"--out {out} is an existing directory; give a file path")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"--out {out}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"--out {out}: the directory {parent} is not writable")
-    return out
+    """``out`` if a file can be written there by the rule of ``chimera_assets/output_target.py``."""
+    try:
+        return check_output_target(out).path or Path("-")
+    except OutputTargetError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def _target(out: Path) -> OutputTarget:
+    try:
+        return check_output_target(out)
+    except OutputTargetError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _empty(horizon: str, keep_purged: bool) -> pl.DataFrame:
@@ -83,8 +87,10 @@ def export_training_set(
     if fmt not in FORMATS:
         raise ExportError(f"unknown --format {fmt!r}; one of {list(FORMATS)}")
     root, horizon, split = check_root(root), check_horizon(horizon), check_split(split)
-    out = check_out_path(out)
+    target = _target(out)
+    out = target.path or Path(tempfile.mkdtemp()) / "stdout"  # '-': staged, then copied to stdout
     say = progress or (lambda _msg: None)
+    say(f"export {root} {horizon}: writing to {target.describe()}")
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     rows, writer = 0, None
     try:
@@ -108,7 +114,11 @@ def export_training_set(
                     empty.write_csv(fh, datetime_format=CSV_DATETIME_FORMAT)
             elif fmt == "parquet":
                 writer.close()
-        os.replace(tmp, out)
+        if target.stdout:
+            with open(tmp, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+        else:
+            os.replace(tmp, out)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -161,5 +171,5 @@ def cmd_export(args: argparse.Namespace) -> int:
         return fail(f"export failed, nothing written to {args.out}: {exc}", EXIT_FAILED)
     finally:
         wh.close()
-    print(f"wrote {rows} rows to {args.out}")
+    print(f"wrote {rows} rows to {args.out}", file=sys.stderr if str(args.out) == "-" else sys.stdout)
     return EXIT_OK

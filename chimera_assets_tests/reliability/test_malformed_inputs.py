@@ -6,6 +6,9 @@ its expected outcome:
 * ``error``: one clear error naming the input; the warehouse unchanged (the load ledger may gain a
   ``failed`` row naming it). A landing file that failed is skipped with a warning by the next run, so
   one bad download never blocks later runs.
+* ``quarantined``: a file whose header cannot be read claims no dates, so it never fails a run (issue
+  29): it gets a ``failed`` ledger row, one warning names it, the next run skips it (named once more as
+  "failed before"), the warehouse unchanged.
 * ``warned``: the bad part is dropped, a warning names the input, the warehouse unchanged.
 * ``check``: a blocking data-quality rule (write audit or asset check) names the rule; the bad rows are
   not published, the warehouse unchanged.
@@ -246,18 +249,18 @@ class DbnCase:
 
 
 DBN_CASES = [
-    DbnCase("empty-zst", lambda d: _write(d / "empty.dbn.zst", b""), "error", "empty"),
-    DbnCase("empty-dbn", lambda d: _write(d / "empty.dbn", b""), "error", "empty"),
-    DbnCase("truncated-zstd-stream", lambda d: _truncated_zst(d / "cut.dbn.zst"), "error", "truncated"),
+    DbnCase("empty-zst", lambda d: _write(d / "empty.dbn.zst", b""), "quarantined", "empty"),
+    DbnCase("empty-dbn", lambda d: _write(d / "empty.dbn", b""), "quarantined", "empty"),
+    DbnCase("truncated-zstd-stream", lambda d: _truncated_zst(d / "cut.dbn.zst"), "quarantined", "truncated"),
     DbnCase("truncated-final-record", lambda d: _truncated_record(d / "cut.dbn"), "error", "truncated"),
-    DbnCase("garbage", lambda d: _write(d / "junk.dbn", b"this is not DBN\n" * 64), "error", "not a DBN file"),
+    DbnCase("garbage", lambda d: _write(d / "junk.dbn", b"this is not DBN\n" * 64), "quarantined", "not a DBN file"),
     DbnCase("corrupt-zstd", lambda d: _write(d / "junk.dbn.zst", b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 4),
-            "error", "zstd"),
+            "quarantined", "zstd"),
     DbnCase("zstd-of-text", lambda d: _write(d / "text.dbn.zst", zstandard.ZstdCompressor().compress(
-        b"ts,open,high\n" * 100)), "error", "not a readable DBN file"),
-    DbnCase("unsupported-schema", lambda d: _trades_header(d / "trades.dbn"), "error", "unsupported DBN schema"),
+        b"ts,open,high\n" * 100)), "quarantined", "not a readable DBN file"),
+    DbnCase("unsupported-schema", lambda d: _trades_header(d / "trades.dbn"), "quarantined", "unsupported DBN schema"),
     DbnCase("no-symbology", lambda d: _dbn(d / "nosym.dbn.zst", mappings=_no_mappings), "error", "no symbology"),
-    DbnCase("quoted-file-name", lambda d: _write(d / "bad'; DROP TABLE x;-- \"é✓.dbn", b"garbage" * 9), "error",
+    DbnCase("quoted-file-name", lambda d: _write(d / "bad'; DROP TABLE x;-- \"é✓.dbn", b"garbage" * 9), "quarantined",
             "not a DBN file"),
     # A record dated beyond the file's symbology cannot be attributed: the whole file is refused.
     DbnCase("future-timestamp", lambda d: _dbn(d / "future.dbn.zst", records=_future_timestamp), "error",
@@ -324,6 +327,21 @@ def _dbn_case(case: DbnCase, env: Env, caplog) -> None:
                          raise_on_error=False)
         assert res2.success, root_cause(next(e for e in res2.all_events if e.is_step_failure).step_failure_data.error)
         assert_tables_unchanged(before, snapshot(wh), f"{case.id} (second run)")
+    elif case.outcome == "quarantined":
+        # Issue 29: a file without a readable header claims no dates, so it never fails the run: it is
+        # recorded failed, named in one warning, and named again (as failed before) by the next run.
+        assert res.success, _one_error(res)
+        text = _messages(res, env.instance, caplog)
+        named = [line for line in text.splitlines() if str(bad) in line and "cannot be loaded" in line]
+        assert named and (case.needle is None or case.needle in named[0]), text[-3000:]
+        assert_tables_unchanged(before, after, case.id, RELOAD_STATUSES, ignore_volatile=True)
+        failed = wh.read(LOAD_STATE).filter(pl.col("status") == "failed")
+        assert failed["file_path"].unique().to_list() == [str(bad)], failed.select("file_path", "error").rows()
+        caplog.clear()
+        res2 = run_range([H1, SB], START, END, "ZL", "MES", defs=_defs(), instance=env.instance)
+        text2 = _messages(res2, env.instance, caplog)
+        assert any(str(bad) in line and "failed before" in line for line in text2.splitlines()), text2[-3000:]
+        assert wh.read(LOAD_STATE).filter(pl.col("status") == "failed").height == failed.height
     elif case.outcome == "warned":
         assert res.success, _one_error(res)
         text = _messages(res, env.instance, caplog)

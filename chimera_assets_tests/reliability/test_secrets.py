@@ -191,3 +191,43 @@ def test_key_missing_is_a_clear_error_naming_the_variable(monkeypatch, capsys):
 def test_repr_of_every_object_holding_the_key_hides_it(gateway):
     api = DatabentoApi(key=KEY, gateway=gateway.url)
     assert not leaks(repr(api) + str(api) + repr(api._secret), secret_forms(KEY))
+
+
+def test_credentials_in_the_gateway_url_appear_nowhere(monkeypatch, caplog, capfd, tmp_path):
+    """Issue 29 item 8: ``DATABENTO_GATEWAY=http://user:pass@host`` through ``chimera run --api`` on the
+    persistent instance: the password is in no output, log record, file of the home (the run index,
+    the event logs, compute logs, the warehouse); the run still loads (the key authenticates)."""
+    password = "CANARYPASS-5e7d1c"
+    gw = FakeDatabentoGateway(key=KEY).start()
+    try:
+        monkeypatch.setenv("DATABENTO_API_KEY", KEY)
+        monkeypatch.setenv("DATABENTO_GATEWAY", gw.url.replace("http://", f"http://canaryuser:{password}@"))
+        monkeypatch.setenv("CHIMERA_HOME", str(tmp_path / "home"))
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        caplog.set_level(logging.DEBUG)
+        for name in ("databento", "urllib3", "requests", "chimera_assets", "dagster"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+        code = cli.main(["run", "--api", "--start", "2024-03-04", "--end", "2024-03-06", "--roots", "ZL",
+                         "--no-training"])
+        gw.add_fault(GET_RANGE, "401")  # and an error path
+        cli.main(["run", "--api", "--start", "2024-04-01", "--end", "2024-04-03", "--roots", "ZL", "--no-training"])
+    finally:
+        gw.stop()
+    captured = capfd.readouterr()
+    # Exit 1: the fake serves no statistics; the bars came through the gateway with the key.
+    assert code == 1 and "Summary" in captured.out, captured.out[-2000:] + captured.err[-2000:]
+    assert get_warehouse().read(OHLCV_1H).height > 0
+    forms = [password, base64.b64encode(f"canaryuser:{password}".encode()).decode()]
+    found = {}
+    for where, text in (("stdout", captured.out), ("stderr", captured.err),
+                        ("log records", "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records))):
+        if leaks(text, forms):
+            found[where] = leaks(text, forms)
+    home = tmp_path / "home"
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name == "runs.db" for p in files), [str(p) for p in files][:20]
+    for path in files:
+        if leaks(path.read_bytes(), forms):
+            found[str(path.relative_to(home))] = leaks(path.read_bytes(), forms)
+    assert "removed" in captured.err or any("removed" in r.getMessage() for r in caplog.records)
+    assert not found, f"the gateway password leaked into: {found}"

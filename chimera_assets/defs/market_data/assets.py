@@ -12,6 +12,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from chimera_assets.defs.market_data.file_problems import file_problem_lines, reports_headerless
+from chimera_assets.defs.market_data.inline_checks import raw_check_evaluations
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.enrich import enrich_hook
 from chimera_assets.ingest.execute import IngestError, date_blocks, execute, prepare, unchanged_rows
@@ -32,6 +34,9 @@ from chimera_assets.universe import get_universe
 from chimera_assets.warehouse.base import Warehouse
 
 RAW_GROUP = "market_data"
+#: Run tag: record one materialization for the whole range even when some partitions have no source
+#: (fast: one event instead of one per partition, and the check steps run as steps).
+RECORD_RANGE_TAG = "chimera/raw_record_range"
 
 
 def _source_files(context: dg.AssetExecutionContext, source: DatabentoSource, schema: str, keys, wh) -> list[Path]:
@@ -78,11 +83,10 @@ def ingest_partitions(
             f"skipping {path}: its series {symbols} belong to no root of the universe {universe.path} "
             f"(roots {universe.root_names}); add the root there to load it"
         )
-    for path, reason in prep.quarantined:
-        context.log.warning(f"skipping {path}: it failed before ({reason})")
     if prep.failed_rows:
-        ledger.record(wh, prep.failed_rows)
-        raise IngestError(f"cannot ingest: {'; '.join(prep.errors)}")
+        ledger.record(wh, prep.failed_rows)  # before the load: a failed file never blocks the others
+    for line in file_problem_lines(prep, spec, reports_headerless(context)):
+        context.log.warning(line)
     plan = prep.plan
     context.log.info(f"{spec.fqn}: {len(plan.files)} {schema} file(s) to read; {plan.summary()}")
     rows = unchanged_rows(prep, schema, source_kind, run_id)
@@ -102,6 +106,9 @@ def ingest_partitions(
         )
         rows += done.ledger_rows
     ledger.record(wh, rows)  # one ledger write per load (a lost write is repaired by the next plan)
+    if prep.blocking:
+        # The other files' partitions are loaded; the run asked for the dates this file claims.
+        raise IngestError(f"cannot ingest {spec.fqn}: {'; '.join(prep.blocking)}")
     metadata = {
         **row_count_metadata(done.rows_written if done else 0, len(plan.load) or None),
         "partitions_loaded": len(plan.load),
@@ -109,6 +116,8 @@ def ingest_partitions(
         "partitions_without_source": len(plan.without_source),
         "files": len(plan.files),
         "files_skipped_unchanged": len(plan.unchanged),
+        "files_failed": len(prep.failed_rows),
+        "files_failed_before": len(prep.quarantined),
         "plan": dg.MetadataValue.text(plan.summary()[:2000]),
     }
     if done is not None and done.merge_result is not None:
@@ -120,7 +129,9 @@ def ingest_partitions(
         metadata["partitions_without_source_examples"] = dg.MetadataValue.json(
             [f"{d.isoformat()}|{r}" for d, r in missing[:20]]
         )
-    if not missing or _downstream_in_run(context):
+    # RECORD_RANGE_TAG: a caller (e.g. lib/runner.py's raw stage) may ask for the fast path, one
+    # materialization for the range with the partitions without source named in the metadata.
+    if not missing or _downstream_in_run(context) or context.run.tags.get(RECORD_RANGE_TAG) == "1":
         if missing:
             context.log.warning(
                 f"{spec.fqn}: {len(missing)} requested partition(s) have no source file (e.g. "
@@ -145,6 +156,8 @@ def ingest_partitions(
             metadata=metadata if plan.skipped.get((d, r)) != NO_SESSION else {**metadata, "note": NO_SESSION},
             tags=tags,
         )
+    # No Output on this path: Dagster skips the check steps, so the checks are evaluated here.
+    yield from raw_check_evaluations(context, spec, schema, wh, source, keys)
 
 
 def _downstream_in_run(context: dg.AssetExecutionContext) -> bool:

@@ -41,7 +41,7 @@ from chimera_assets.defs.market_data.run_requests import (
 from chimera_assets.ingest import ledger
 from chimera_assets.ingest.coverage import FileCoverage, file_coverage
 from chimera_assets.ingest.execute import root_of_series, table_state
-from chimera_assets.ingest.landing import SCHEMA_TABLES, list_dbn_files
+from chimera_assets.ingest.landing import SCHEMA_TABLES, display_path, list_dbn_files
 from chimera_assets.ingest.plan import Plan, known_load_ids, loaded_rects, plan_loads, table_load_ids
 from chimera_assets.lib.automation.sensor import last_partition_date
 from chimera_assets.lib.io_manager import WarehouseResource
@@ -247,7 +247,7 @@ def landing_sensor_factory(jobs, minimum_interval_seconds: int | None = None) ->
                             lambda: ledger.read_ledger(get_wh()),
                             lambda schema, keys: table_state(get_wh(), SCHEMA_TABLES[schema], keys))
         for path, reason in tick.skipped:
-            context.log.warning(f"landing: skipped {path.name}: {reason}")
+            context.log.warning(f"landing: skipped {display_path(path.name)}: {reason}")
         if tick.unchanged:
             ledger.record(wh or warehouse.get(), unchanged_ledger_rows(tick.unchanged))
         requests = landing_run_requests(tick, universe, instance_or_none(context))
@@ -264,10 +264,10 @@ def landing_sensor_factory(jobs, minimum_interval_seconds: int | None = None) ->
             parts.append(f"{len(tick.unchanged)} already-loaded file(s) recorded skipped_unchanged: "
                          f"{', '.join(f.path.name for f in tick.unchanged[:5])}")
         if tick.waiting:
-            parts.append(f"{len(tick.waiting)} file(s) not complete yet: {', '.join(p.name for p in tick.waiting[:5])}")
+            parts.append(f"{len(tick.waiting)} file(s) not complete yet: {', '.join(display_path(p.name) for p in tick.waiting[:5])}")
         if tick.skipped:
             parts.append(f"{len(tick.skipped)} file(s) skipped: " + "; ".join(
-                f"{p.name} ({why[:200]})" for p, why in tick.skipped[:3]))
+                f"{display_path(p.name)} ({why[:200]})" for p, why in tick.skipped[:3]))
         reason = "no new complete DBN files in " + str(landing) + ("; " + "; ".join(parts) if parts else "")
         return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=tick.cursor.dumps())
 
