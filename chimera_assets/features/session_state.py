@@ -228,16 +228,18 @@ def merged_spans(spans: pl.DataFrame) -> pl.DataFrame:
 
 
 def _tolerances(
-    roots: list[str], tolerance: Mapping[str, timedelta] | Mapping[str, Mapping[str, timedelta]] | None
-) -> pl.DataFrame:
-    """(symbol, source_freq, _tolerance) for ``roots`` from a per-frequency or per-root mapping."""
+    tolerance: Mapping[str, timedelta] | Mapping[str, Mapping[str, timedelta]] | None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per frequency: source_freq, _tol_default) and (per root: symbol, source_freq, _tol_root) from a
+    per-frequency or per-root mapping, over ``DEFAULT_TOLERANCE``."""
+    tolerance = tolerance or {}
     per_root = bool(tolerance) and all(isinstance(v, Mapping) for v in tolerance.values())
-    rows = []
-    for root in roots:
-        own = (tolerance or {}).get(root, {}) if per_root else (tolerance or {})
-        rows += [(root, freq, t) for freq, t in {**DEFAULT_TOLERANCE, **own}.items()]
-    return pl.DataFrame(rows, schema={"symbol": pl.Utf8, "source_freq": pl.Utf8, "_tolerance": pl.Duration("us")},
-                        orient="row")
+    default = {**DEFAULT_TOLERANCE, **({} if per_root else tolerance)}
+    dur = pl.Duration("us")
+    freq = pl.DataFrame(list(default.items()), schema={"source_freq": pl.Utf8, "_tol_default": dur}, orient="row")
+    rows = [(r, f, t) for r, own in (tolerance.items() if per_root else ()) for f, t in own.items()]
+    root = pl.DataFrame(rows, schema={"symbol": pl.Utf8, "source_freq": pl.Utf8, "_tol_root": dur}, orient="row")
+    return freq, root
 
 
 def mark_session_complete(
@@ -256,9 +258,9 @@ def mark_session_complete(
     out = sessions.drop("session_complete", "session_status", strict=False).join(closes, on=_KEY, how="left").join(
         best, on="symbol", how="left"
     )
-    tol = _tolerances(out.get_column("symbol").unique().to_list(), tolerance)
-    out = out.join(tol, on=["symbol", "source_freq"], how="left")
-    allowed = pl.col("_tolerance").fill_null(timedelta(0))
+    by_freq, by_root = _tolerances(tolerance)
+    out = out.join(by_freq, on="source_freq", how="left").join(by_root, on=["symbol", "source_freq"], how="left")
+    allowed = pl.coalesce("_tol_root", "_tol_default").fill_null(timedelta(0))
     reaches_close = pl.col("last_bar_end") >= pl.col("session_close") - allowed
     data_goes_on = (pl.col("reach") >= pl.col("session_close")).fill_null(False)
     # Bars on a day the calendar has no session for (CME equity on the 2025-01-09 day of mourning: trading
@@ -274,7 +276,7 @@ def mark_session_complete(
     return (
         out.with_columns(session_status=status)
         .with_columns(session_complete=pl.col("session_status") == "complete")
-        .drop("session_close", "reach", "_scheduled", "_tolerance")
+        .drop("session_close", "reach", "_scheduled", "_tol_default", "_tol_root")
     )
 
 

@@ -70,7 +70,8 @@ def test_cutoffs_are_the_session_schedule_closes_of_the_roots():
     roots = UNIVERSE.root_names
     keys = pl.DataFrame({"trade_date": days}).join(pl.DataFrame({"symbol": roots}), how="cross")
     sched = session_schedule(
-        keys, {r: UNIVERSE.roots[r].calendar for r in roots}, {r: UNIVERSE.roots[r].start for r in roots}
+        keys, {r: UNIVERSE.roots[r].calendar for r in roots}, {r: UNIVERSE.roots[r].start for r in roots},
+        {r: UNIVERSE.roots[r].session_close for r in roots},
     )
     want = sched.select("trade_date", "symbol", pl.col("session_close").alias("cutoff")).sort(
         "trade_date", "symbol"
@@ -78,10 +79,10 @@ def test_cutoffs_are_the_session_schedule_closes_of_the_roots():
     assert_frame_equal(root_cutoffs(days, UNIVERSE), want, check_dtypes=False)
     fri = policy_cutoffs([date(2025, 11, 28)], UNIVERSE)["cutoff"].dt.convert_time_zone("America/Chicago")
     assert [t.strftime("%H:%M") for t in fri.to_list()] == ["12:00", "12:45"]
-    # Christmas: no calendar session for any root -> session_schedule's 16:00 CT fallback, one row
-    # (a policy_features partition exists for every weekday, session or not).
+    # Christmas: no calendar session for any root -> each root's regular close as the fallback (13:20 CT
+    # for the grains, 16:00 CT for the others): a policy_features partition exists for every weekday.
     assert policy_cutoffs([date(2025, 12, 25)], UNIVERSE)["cutoff"].to_list() == [
-        datetime(2025, 12, 25, 22, tzinfo=UTC)
+        datetime(2025, 12, 25, 19, 20, tzinfo=UTC), datetime(2025, 12, 25, 22, tzinfo=UTC)
     ]
 
 
