@@ -5,12 +5,10 @@ offending keys in its metadata) and passes on the same partition of the real bat
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-import chimera_assets
 from chimera_assets.quality.evaluation import audit_offenders, evaluate_rule, frame_rule_offenders, rules_for
 from chimera_assets.quality.frames import partition_key_expr, rows_as_dicts
 from chimera_assets.quality.hard_rules import ohlc_violation_rows, regime_gap_rows
@@ -36,13 +34,12 @@ from chimera_assets.schemas import (
     MARKET_FEATURES,
     OHLCV_1H,
     PIVOTS,
-    POLICY_EVENTS,
     SESSION_BARS,
     TableSpec,
     training_table,
 )
 from chimera_assets.trade_calendar import early_close_keys, expected_sessions, latest_closed_session
-from chimera_assets_tests.conftest import shared_data
+from chimera_assets_tests.real_frames import real_feature_frames
 
 ROOTS = ["ZL", "MES", "ES"]
 START, END = date(2024, 1, 2), date(2025, 12, 12)
@@ -55,39 +52,12 @@ FLIP_DAY = date(2025, 9, 3)  # ZL.v.0 maps to a 33-lot contract for one day
 @pytest.fixture(scope="module")
 def real() -> dict[str, pl.DataFrame]:
     """The real batch through the pure builders (no Dagster): raw 1h bars -> ... -> matrix, training."""
-    batch = shared_data("databento-batch")
-    from chimera_assets.features.golden_zone import compute_golden_zone
-    from chimera_assets.features.market import compute_market_features
-    from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix
-    from chimera_assets.features.pivots import compute_pivots
-    from chimera_assets.features.policy import compute_policy_features
-    from chimera_assets.features.regimes import load_regimes, regime_for_dates
-    from chimera_assets.features.session_bars import build_session_bars
-    from chimera_assets.ingest.landing import build_raw_frame, list_dbn_files, select_files
-    from chimera_assets.lib.partitions import weekday_dates
     from chimera_assets.training.targets import build_training_table
-    from chimera_assets.universe import load_universe
 
-    universe = load_universe()
-    dates = weekday_dates(START, END)
-    sel = select_files(list_dbn_files(batch), "ohlcv-1h", dates, ROOTS, universe)
-    raw, _ = build_raw_frame(OHLCV_1H, sel.files, [(d, r) for d in dates for r in ROOTS], universe, "test")
-    sb = build_session_bars(None, raw)
-    mf = compute_market_features(raw, sb).select(MARKET_FEATURES.column_names)
-    pv = compute_pivots(sb).select(PIVOTS.column_names)
-    gz = sb.select("trade_date", "symbol").join(
-        compute_golden_zone(raw, universe.golden_zone_roots), on=["trade_date", "symbol"], how="left"
-    ).select(GOLDEN_ZONE.column_names)
-    trade_dates = sorted(set(sb["trade_date"].to_list()))
-    pol = compute_policy_features(POLICY_EVENTS.empty_frame(), trade_dates)
-    cons = build_consolidated(sb, mf, pv, gz, pol)
-    regimes = load_regimes(Path(chimera_assets.__file__).parent / "config" / "regimes.yaml")
+    out = real_feature_frames(START, END, ROOTS)
     now = datetime(2025, 12, 15, tzinfo=UTC)
-    matrix = build_daily_ml_matrix(cons, pv, regime_for_dates(regimes, cons["data_date"].unique().sort()), now)
-    out = {"raw": raw, "session_bars": sb, "market": mf, "pivots": pv, "golden": gz, "consolidated": cons,
-           "matrix": matrix}
     for r in ROOTS:
-        out[f"training_{r}"] = build_training_table(matrix, r, sb, now)
+        out[f"training_{r}"] = build_training_table(out["matrix"], r, out["session_bars"], now)
     return out
 
 

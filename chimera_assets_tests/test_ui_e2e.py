@@ -138,15 +138,8 @@ def dev(tmp_path_factory):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     print(f"demo warehouse built in {time.monotonic() - t0:.1f}s")
-    port = _free_port()
-    log = root / "dagster_dev.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chimera_assets.cli", "ui", "--port", str(port)],
-            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the teardown kills all of it
-        )
-    server = DevServer(f"http://127.0.0.1:{port}", port, home, landing, log, proc)
+    server = launch_ui(env, root, home, landing)
+    port, log, proc = server.port, server.log, server.proc
     try:
         t0 = time.monotonic()
         _wait_until_loaded(server)
@@ -160,6 +153,20 @@ def dev(tmp_path_factory):
         if artifacts:  # CI keeps this directory: the dagster dev log goes next to the screenshots
             Path(artifacts).mkdir(parents=True, exist_ok=True)
             shutil.copy(log, Path(artifacts) / "dagster_dev.log")
+
+
+def launch_ui(env: dict[str, str], root: Path, home: Path, landing: Path) -> DevServer:
+    """``chimera ui`` on a free port with ``env``, logging to ``root/dagster_dev.log``; the caller waits
+    for it (``_wait_until_loaded``) and stops it (``_stop``)."""
+    port = _free_port()
+    log = root / "dagster_dev.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chimera_assets.cli", "ui", "--port", str(port)],
+            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the teardown kills all of it
+        )
+    return DevServer(f"http://127.0.0.1:{port}", port, home, landing, log, proc)
 
 
 def _wait_until_loaded(server: DevServer) -> None:

@@ -19,7 +19,7 @@ import requests
 from chimera_assets.trade_calendar import weekday_dates
 from chimera_assets_tests.conftest import shared_data
 from chimera_assets_tests.gap_files import drop_records, on_day
-from chimera_assets_tests.test_ui_e2e import REPO, DevServer, _count, _free_port, _stop, _wait_until_loaded
+from chimera_assets_tests.test_ui_e2e import REPO, DevServer, _count, _stop, _wait_until_loaded, launch_ui
 
 ROOTS = ["ES", "CL"]
 START, END, LABOR_DAY = date(2025, 8, 25), date(2025, 9, 5), date(2025, 9, 1)
@@ -62,20 +62,12 @@ def dev(tmp_path_factory):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "no_trades: " in done.stdout and f"{LABOR_DAY}|ES" in done.stdout, done.stdout[-3000:]
-    port = _free_port()
-    log = root / "dagster_dev.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chimera_assets.cli", "ui", "--port", str(port)],
-            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = DevServer(f"http://127.0.0.1:{port}", port, home, landing, log, proc)
+    server = launch_ui(env, root, home, landing)
     try:
         _wait_until_loaded(server)
         yield server
     finally:
-        _stop(proc)
+        _stop(server.proc)
 
 
 def _wait(fetch, done, what: str, server: DevServer):

@@ -15,8 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import chimera_assets
-from chimera_assets_tests.conftest import shared_data
+from chimera_assets_tests.real_frames import real_feature_frames
 
 ROOTS = ["ZL", "MES"]
 START, END = date(2025, 6, 2), date(2025, 6, 20)
@@ -53,43 +52,8 @@ def policy(tmp_path_factory) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def frames(policy: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    batch = shared_data("databento-batch")
-    from chimera_assets.features.golden_zone import compute_golden_zone
-    from chimera_assets.features.market import compute_market_features
-    from chimera_assets.features.matrix import build_consolidated, build_daily_ml_matrix
-    from chimera_assets.features.pivots import compute_pivots
-    from chimera_assets.features.regimes import load_regimes, regime_for_dates
-    from chimera_assets.features.session_bars import build_session_bars
-    from chimera_assets.features.session_state import session_schedule
-    from chimera_assets.ingest.landing import build_raw_frame, list_dbn_files, select_files
-    from chimera_assets.lib.partitions import weekday_dates
-    from chimera_assets.schemas import GOLDEN_ZONE, MARKET_FEATURES, OHLCV_1H, PIVOTS
-    from chimera_assets.universe import load_universe
-
-    universe = load_universe()
-    dates = weekday_dates(START, END)
-    sel = select_files(list_dbn_files(batch), "ohlcv-1h", dates, ROOTS, universe)
-    raw, _ = build_raw_frame(OHLCV_1H, sel.files, [(d, r) for d in dates for r in ROOTS], universe, "test")
-    sb = build_session_bars(None, raw)
-    mf = compute_market_features(raw, sb).select(MARKET_FEATURES.column_names)
-    pv = compute_pivots(sb).select(PIVOTS.column_names)
-    gz = (
-        sb.select("trade_date", "symbol")
-        .join(compute_golden_zone(raw, universe.golden_zone_roots), on=["trade_date", "symbol"], how="left")
-        .select(GOLDEN_ZONE.column_names)
-    )
     # The consolidated timestamp: each root's scheduled close, as the asset computes it (schedule_for).
-    cal = {r: universe.roots[r].calendar for r in ROOTS}
-    starts = {r: universe.roots[r].start for r in ROOTS}
-    regular = {r: universe.roots[r].session_close for r in ROOTS if universe.roots[r].session_close}
-    closes = session_schedule(sb.select("trade_date", "symbol").unique(), cal, starts, regular)
-    cons = build_consolidated(sb, mf, pv, gz, policy, closes=closes)
-    regimes = load_regimes(Path(chimera_assets.__file__).parent / "config" / "regimes.yaml")
-    now = datetime(2025, 12, 15, tzinfo=UTC)
-    matrix = build_daily_ml_matrix(
-        cons, pv, regime_for_dates(regimes, cons["data_date"].unique().sort()), now
-    )
-    return {"consolidated": cons, "matrix": matrix}
+    return real_feature_frames(START, END, ROOTS, policy=policy, own_closes=True)
 
 
 def _mentions(frames: dict[str, pl.DataFrame]) -> dict[tuple[str, date], int | None]:
