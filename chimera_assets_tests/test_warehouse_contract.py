@@ -201,3 +201,14 @@ def test_duckdb_blocks_leave_no_staging_table_and_a_killed_writers_is_dropped(du
     wh.merge_blocks(SB, blocks, Slice.from_keys(keys))
     assert _staging_tables(wh) == ["stage_1_0123456789ab"]
     assert wh.read(SB).height == 3
+
+
+def test_stored_column_types_read_back_as_the_spec_types_on_both_backends(warehouse):
+    """What the schema-change check compares (issue 29 item 11): a table created from the spec reads back
+    with the spec's own type names; a table not stored yet has none."""
+    from chimera_assets.schemas import DAILY_ML_MATRIX, SESSION_BARS
+
+    assert warehouse.stored_column_types(SESSION_BARS) == {}
+    for spec in (SESSION_BARS, DAILY_ML_MATRIX):  # scalars of every type, and STRUCT columns
+        warehouse.ensure_table(spec)
+        assert warehouse.stored_column_types(spec) == {c.name: c.type for c in spec.columns}, spec.fqn

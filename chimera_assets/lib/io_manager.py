@@ -45,14 +45,18 @@ def column_schema(spec: TableSpec) -> dg.TableSchema:
     )
 
 
-def columns_text(spec: TableSpec) -> str:
+def columns_text(spec: TableSpec, stored: dict[str, str] | None = None) -> str:
     """The column names and types as compact JSON text, recorded on every materialization.
 
-    The full ``dagster/column_schema`` (a nested TableSchema) lives in the asset definition's metadata
-    instead: serialising it on each of thousands of partition events cost ~0.55 ms per event, about a
-    fifth of Dagster's bookkeeping per partition. The schema-change check reads this text.
+    ``stored``: the table's types as the warehouse holds them (``Warehouse.stored_column_types``), so
+    a column retyped by hand shows as a retyped column to the schema-change check; without it, the
+    spec's. The full ``dagster/column_schema`` (a nested TableSchema) lives in the asset definition's
+    metadata instead: serialising it on each of thousands of partition events cost ~0.55 ms per event,
+    about a fifth of Dagster's bookkeeping per partition. The schema-change check reads this text.
     """
-    return json.dumps([[c.name, c.type] for c in column_schema(spec).columns], separators=(",", ":"))
+    types = {c.name: c.type for c in column_schema(spec).columns}
+    types.update({k: v for k, v in (stored or {}).items() if k in types})
+    return json.dumps([[n, t] for n, t in types.items()], separators=(",", ":"))
 
 
 def table_name(spec: TableSpec, wh: Warehouse) -> str:
@@ -63,10 +67,11 @@ def table_name(spec: TableSpec, wh: Warehouse) -> str:
 
 
 def written_metadata(spec: TableSpec, wh: Warehouse) -> dict:
-    """Metadata every write of ``spec`` records (cheap to serialise per partition)."""
+    """Metadata every write of ``spec`` records (cheap to serialise per partition). The column types are
+    read back from the stored table: a type changed by hand is reported by ``column_schema_change``."""
     return {
         "dagster/table_name": dg.MetadataValue.text(table_name(spec, wh)),
-        "chimera/columns": dg.MetadataValue.text(columns_text(spec)),
+        "chimera/columns": dg.MetadataValue.text(columns_text(spec, wh.stored_column_types(spec))),
     }
 
 

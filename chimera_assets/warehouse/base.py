@@ -213,8 +213,31 @@ class Warehouse(abc.ABC):
     def row_count(self, spec: TableSpec) -> int:
         return self.read(spec, columns=list(spec.key)).height
 
+    def stored_column_types(self, spec: TableSpec) -> dict[str, str]:
+        """The stored table's column types in the spec's dialect (BigQuery names): a column whose stored
+        type is the spec's reads as the spec type, one changed by hand (``ALTER TABLE``) as what the
+        backend reports (e.g. ``VARCHAR``); {} when the table does not exist. STRUCT columns are
+        compared by kind only. The base implementation knows nothing: the spec's own types."""
+        return {c.name: c.type for c in spec.columns}
+
     def close(self) -> None:  # noqa: B027 - optional for backends
         """Release connections (DuckDB opens one per operation, so usually nothing to do)."""
+
+
+def spec_dialect_types(spec: TableSpec, stored: dict[str, str], aliases: dict[str, str],
+                       bigquery: bool = False) -> dict[str, str]:
+    """``stored`` (column -> the backend's type name) in the spec's dialect: the spec type where the
+    stored type is the one the spec would create, else the stored name as reported (a retyped column)."""
+    out = {}
+    for c in spec.columns:
+        got = stored.get(c.name)
+        if got is None:
+            continue
+        got = aliases.get(got.upper(), got.upper())
+        want = c.type if bigquery else (c.duckdb_type().upper() if c.type != "STRUCT" else "STRUCT")
+        same = got.startswith("STRUCT") if c.type == "STRUCT" else got == want.upper()
+        out[c.name] = c.type if same else got
+    return out
 
 
 _DONE = object()

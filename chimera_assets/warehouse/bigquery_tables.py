@@ -7,8 +7,11 @@ import datetime as dt
 import logging
 
 from chimera_assets.schemas import TableSpec
-from chimera_assets.warehouse.base import WarehouseError
+from chimera_assets.warehouse.base import WarehouseError, spec_dialect_types
 from chimera_assets.warehouse.bigquery_client import bigquery_schema, evolve, schema_as_list
+
+# The REST API reports legacy type names.
+_BIGQUERY_ALIASES = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,16 @@ class BigQueryTablesMixin:
             except NotFound:
                 self._known_tables.discard(spec.fqn)
                 return False
+
+    def stored_column_types(self, spec: TableSpec) -> dict[str, str]:
+        from google.api_core.exceptions import NotFound
+
+        with self.session(), self._errors("describe", spec):
+            try:
+                table = self.client.get_table(self.table_id(spec))
+            except NotFound:
+                return {}
+        return spec_dialect_types(spec, {f.name: f.field_type for f in table.schema}, _BIGQUERY_ALIASES, bigquery=True)
 
     def drop_table(self, spec: TableSpec) -> None:
         with self.session(), self._errors("drop", spec):

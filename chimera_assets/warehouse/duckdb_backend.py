@@ -29,6 +29,7 @@ from chimera_assets.warehouse.base import (
     conform,
     prefetch,
     prepare_frame,
+    spec_dialect_types,
 )
 from chimera_assets.warehouse.merge_sql import DUCKDB, merge_statement, slice_predicate
 
@@ -48,6 +49,10 @@ def _pid_alive(pid: int) -> bool:
 
 class WarehouseLockedError(WarehouseError):
     """Another process held the DuckDB file for longer than the wait allowed."""
+
+
+# information_schema spells some types differently from the DDL chimera writes.
+_DUCKDB_ALIASES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
 
 
 class DuckDBWarehouse(Warehouse):
@@ -147,6 +152,18 @@ class DuckDBWarehouse(Warehouse):
             return self._exists(con, spec)
         finally:
             con.close()
+
+    def stored_column_types(self, spec: TableSpec) -> dict[str, str]:
+        if not self.path.exists():
+            return {}
+        con = self.connect(read_only=True)
+        try:
+            rows = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 "
+                "AND table_name = $2", [spec.schema, spec.name]).fetchall()
+        finally:
+            con.close()
+        return spec_dialect_types(spec, dict(rows), _DUCKDB_ALIASES)
 
     def drop_table(self, spec: TableSpec) -> None:
         con = self.connect()
