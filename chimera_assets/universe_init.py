@@ -49,6 +49,9 @@ class RootScan:
     first: date | None = None
     last: date | None = None
     trade_dates: int = 0
+    #: Per intraday frequency ("1h", "1m"): each trade date's last bar end (UTC) -- how close to its
+    #: scheduled close the root usually trades (``session_tolerance``).
+    last_bar_ends: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,7 +79,7 @@ def scan_landing(landing_dir: Path) -> LandingScan:
     datasets: dict[str, Path] = {}
     unreadable: list[tuple[Path, str]] = []
     unparseable: set[str] = set()
-    bar_files: list[Path] = []
+    bar_files: list[tuple[Path, str]] = []
     for p in paths:
         try:
             info = header(p)
@@ -97,7 +100,7 @@ def scan_landing(landing_dir: Path) -> LandingScan:
         for root in set(parsed["root"].drop_nulls()):
             roots[root].files += 1
         if info.schema in BAR_SCHEMAS:
-            bar_files.append(p)
+            bar_files.append((p, str(info.schema)))
     if not roots:
         raise UniverseInitError(f"--from {landing_dir}: no readable DBN file names a futures root "
                                 f"({len(unreadable)} unreadable)")
@@ -108,17 +111,31 @@ def scan_landing(landing_dir: Path) -> LandingScan:
     return LandingScan(landing_dir, next(iter(datasets)), roots, len(paths), unreadable, sorted(unparseable))
 
 
-def _add_bar_dates(paths: Iterable[Path], roots: dict[str, RootScan], unreadable: list) -> None:
-    """First/last trade date and trade-date count per root, from the bars (one vectorised pass per chunk)."""
+_SPAN = {"ohlcv-1m": ("1m", pl.duration(minutes=1)), "ohlcv-1h": ("1h", pl.duration(hours=1))}
+
+
+def _add_bar_dates(paths: Iterable[tuple[Path, str]], roots: dict[str, RootScan], unreadable: list) -> None:
+    """First/last trade date and trade-date count per root, from the bars (one vectorised pass per chunk),
+    and per intraday frequency each trade date's last bar end."""
     parts: list[pl.DataFrame] = []
-    for p in paths:
+    ends: list[pl.DataFrame] = []
+    for p, schema in paths:
         try:
             for chunk in iter_decoded_chunks(p):
                 parts.append(chunk.select("symbol", "trade_date").unique())
+                if schema in _SPAN:
+                    freq, span = _SPAN[schema]
+                    ends.append(chunk.group_by("symbol", "trade_date").agg(
+                        (pl.col("ts_event").max() + span).alias("end")).with_columns(freq=pl.lit(freq)))
         except DbnDecodeError as exc:
             unreadable.append((p, str(exc)))
     if not parts:
         return
+    if ends:
+        last = pl.concat(ends).group_by("symbol", "freq", "trade_date").agg(pl.col("end").max())
+        for (root, freq), sub in last.group_by("symbol", "freq"):
+            if root in roots:
+                roots[root].last_bar_ends[freq] = sub.select("trade_date", "end")
     days = pl.concat(parts).unique()
     stats = days.group_by("symbol").agg(
         pl.col("trade_date").min().alias("first"), pl.col("trade_date").max().alias("last"),
@@ -157,6 +174,34 @@ def describe(rs: RootScan, prod: Product | None) -> str:
     return text
 
 
+#: The share of a root's sessions whose last bar must reach the close within the tolerance written for it.
+TOLERANCE_QUANTILE = 0.9
+
+
+def suggested_tolerance(rs: RootScan, prod: Product) -> dict[str, int]:
+    """Per intraday frequency, the completeness tolerance (minutes) the root's own bars need: when fewer
+    than ``TOLERANCE_QUANTILE`` of its sessions end within the default tolerance of the scheduled close
+    (a root that rarely trades near its close), the gap at that quantile rounded up to the hour; {}
+    otherwise (the default holds). Measured on the calendar sessions that have bars."""
+    from chimera_assets.features.session_state import DEFAULT_TOLERANCE, session_schedule
+
+    out: dict[str, int] = {}
+    for freq, ends in sorted(rs.last_bar_ends.items()):
+        keys = ends.select("trade_date").with_columns(symbol=pl.lit(rs.root))
+        sched = session_schedule(keys, {rs.root: prod.calendar}, None, {rs.root: prod.session_close})
+        gap = (
+            sched.filter(pl.col("scheduled")).join(ends, on="trade_date")
+            .select(((pl.col("session_close") - pl.col("end")).dt.total_minutes()).alias("gap"))["gap"]
+        )
+        if gap.is_empty():
+            continue
+        at = gap.quantile(TOLERANCE_QUANTILE, interpolation="higher")
+        default = DEFAULT_TOLERANCE[freq].total_seconds() / 60
+        if at is not None and at > default:
+            out[freq] = int(-(-at // 60) * 60)
+    return out
+
+
 def entry_lines(rs: RootScan, prod: Product | None) -> list[str]:
     """The YAML lines of one root (indented two spaces under ``roots:``); commented out when unknown."""
     series = sorted(rs.series) or sorted(rs.parents)
@@ -170,6 +215,9 @@ def entry_lines(rs: RootScan, prod: Product | None) -> list[str]:
                 f"{describe(rs, None)}. Add calendar: and session_close: \"HH:MM\", then uncomment")
         return [f"  {head}", *(f"  #   {b}" for b in body)]
     body += [f"calendar: {prod.calendar}", f'session_close: "{prod.session_close:%H:%M}"']
+    if tol := suggested_tolerance(rs, prod):
+        body.append("session_tolerance_minutes: {" + ", ".join(f"{f}: {m}" for f, m in tol.items()) + "}"
+                    f"  # its last bar usually ends well before the close (measured, {TOLERANCE_QUANTILE:.0%} of sessions)")
     if rs.root in load_universe().golden_zone_roots:  # the packaged default (MES): same features as the quick start
         body.append("golden_zone: true")
     head = f"{_key(rs.root)}:  # {prod.name} ({prod.exchange}, {prod.asset_class}); {describe(rs, prod)}"

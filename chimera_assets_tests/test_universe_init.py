@@ -163,3 +163,22 @@ def test_init_configures_all_84_roots_of_the_real_batch_and_each_calendar_fits(t
     over = measured.filter(pl.col("without_bars") > MAX_SESSIONS_WITHOUT_BARS)
     assert set(over["root"]) == set(THIN_IN_THE_BATCH), over
     assert (over["without_bars"] > 0.1).all(), "a thin root misses many sessions, not a holiday or two"
+
+
+def test_a_root_that_rarely_trades_near_its_close_gets_a_measured_tolerance():
+    """``universe init`` writes ``session_tolerance_minutes`` for a root whose last 1h bar ends well before
+    its scheduled close on most sessions (else its sessions would all be `partial`), none for a liquid one."""
+    from chimera_assets.products import get_products
+    from chimera_assets.universe_init import RootScan, suggested_tolerance
+
+    prod = get_products()["ES"]  # CME_Equity, 16:00 CT = 21:00 UTC in July
+    days = [d for d in (dt.date(2025, 7, 7) + dt.timedelta(days=i) for i in range(12)) if d.weekday() < 5]
+
+    def scan(hours_before_close: float) -> RootScan:
+        ends = pl.DataFrame({"trade_date": days}).with_columns(
+            end=pl.col("trade_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=21 - hours_before_close))
+        return RootScan("ES", last_bar_ends={"1h": ends})
+
+    assert suggested_tolerance(scan(0), prod) == {}
+    assert suggested_tolerance(scan(2), prod) == {}  # the default 2 h holds
+    assert suggested_tolerance(scan(4.5), prod) == {"1h": 300}  # 270 min rounded up to the hour

@@ -90,12 +90,12 @@ def test_one_month_of_all_84_roots_publishes_every_root_with_bars(batch_universe
     assert {"6E", "10Y", "2YY", "ES", "ZL", "SR3", "BTC", "HE"} <= with_bars
     sessions = wh.read(SESSION_BARS).filter(pl.col("trade_date").is_between(START, END))
     # Session bars keep every session with bars; the feature tables, matrix and training rows get the
-    # complete ones (bars reach the scheduled close). A thin root whose few bars all stop early has none.
+    # complete ones (bars reach the scheduled close within the root's tolerance: `universe init` measured a
+    # wider one for the roots that rarely trade near their close, so each of them publishes too).
     assert set(sessions["symbol"]) == with_bars
     complete = set(sessions.filter(pl.col("session_complete"))["symbol"])
     print(f"{len(complete)} roots have a complete session; bars but none complete: {sorted(with_bars - complete)}")
-    assert {"6E", "10Y", "2YY", "ES", "ZL", "SR3", "BTC", "HE", "LBR", "DC"} <= complete
-    assert len(complete) >= 70
+    assert complete == with_bars
     published = _published_per_root(wh, roots)
     for table, per_root in published.items():
         if table == SESSION_BARS.fqn:
